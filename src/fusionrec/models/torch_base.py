@@ -1,0 +1,105 @@
+"""TorchRecommender: models that own an ``nn.Module`` and are trained by the shared Trainer."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.models.base import Recommender
+from fusionrec.training.config import TrainConfig
+from fusionrec.training.trainer import Trainer, TrainHistory, resolve_device
+
+__all__ = ["TorchRecommender", "init_parameters"]
+
+
+def init_parameters(module: torch.nn.Module, generator: torch.Generator, std: float = 0.0) -> None:
+    """Deterministic init from ``generator``: matrices xavier-normal (or N(0, std) if std>0), vectors zero."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.dim() >= 2:
+                if std > 0:
+                    p.normal_(0.0, std, generator=generator)
+                else:
+                    torch.nn.init.xavier_normal_(p, generator=generator)
+            else:
+                p.zero_()
+
+
+class TorchRecommender(Recommender):
+    """Base of torch models. Subclasses implement:
+
+    - ``build_module()``: the ``nn.Module`` (with ``loss(batch)``), from ``self.n_users``,
+      ``self.n_items``, the config and anything ``_prepare`` stored;
+    - ``batches(dataset, rng)``: one epoch of batch dicts (tensors on ``self.device_``);
+    - ``score_tensor(users, items)``: scores as a tensor;
+    - optionally ``_prepare(dataset)`` / ``_extra_state()`` / ``_load_extra_state()`` for arrays
+      the module needs that are not parameters (feature matrices, graphs).
+    """
+
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+
+    @abstractmethod
+    def build_module(self) -> torch.nn.Module: ...
+
+    @abstractmethod
+    def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]: ...
+
+    @abstractmethod
+    def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor: ...
+
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        """Precompute what the module needs from the training data (default: nothing)."""
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        return None
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        self.device_ = resolve_device(self.config.device)
+        gen = torch.Generator().manual_seed(seed)
+        self._prepare(dataset, np.random.default_rng(seed))
+        self.module_ = self.build_module()
+        init_parameters(self.module_, gen, std=self._init_std())
+        self.module_.to(self.device_)
+        # Dropout and other torch randomness draw from the global generator: fork it so the
+        # caller's RNG state is untouched, and seed the fork for a reproducible fit.
+        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            self.history_: TrainHistory = Trainer(self.config).fit(self, dataset, valid, seed)
+
+    def _init_std(self) -> float:
+        return 0.0
+
+    @torch.no_grad()
+    def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        self._require_fitted_module()
+        self.module_.eval()
+        u = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=self.device_)
+        i = None if item_idx is None else torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=self.device_)
+        return self.score_tensor(u, i).float().cpu().numpy()
+
+    def _require_fitted_module(self) -> None:
+        if getattr(self, "module_", None) is None:
+            self._require_fitted()
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = {f"module.{k}": v.detach().float().cpu().numpy() if v.is_floating_point() else v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
+        for k, v in self._extra_state().items():
+            state[f"extra.{k}"] = v
+        return state
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.device_ = resolve_device(self.config.device)
+        self._load_extra_state({k[6:]: v for k, v in state.items() if k.startswith("extra.")})
+        self.module_ = self.build_module()
+        sd = {k[7:]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("module.")}
+        self.module_.load_state_dict(sd)
+        self.module_.to(self.device_).eval()
