@@ -1,0 +1,174 @@
+"""Typed experiment configuration, loaded from YAML/TOML; model params validated against the model.
+
+Example (YAML)::
+
+    data: {name: ml-100k, protocol: rs, ratios: [0.8, 0.1, 0.1]}
+    model: {name: bpr, params: {embedding_size: 64}}
+    train: {epochs: 50, lr: 0.005}      # merged into a torch model's params
+    eval: {metrics: [recall, ndcg], ks: [10, 20]}
+    seed: 2020
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fusionrec.errors import ConfigError
+
+__all__ = [
+    "ExperimentConfig",
+    "DataConfig",
+    "ModelSpec",
+    "EvalConfig",
+    "ServeConfig",
+    "load_config",
+    "apply_overrides",
+    "config_from_dict",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class DataConfig(_Strict):
+    name: str = "ml-100k"
+    """A registered dataset name (ml-100k, ml-1m, ...) or a path (atomic folder, MovieLens folder, saved Dataset, CSV/Parquet)."""
+    protocol: Literal["rs", "temporal", "global-temporal", "loo", "cold-item"] = "rs"
+    """Split protocol (rs = RecBole's per-user random 8:1:1)."""
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    """Train/valid/test ratios for ratio-based protocols."""
+    min_rating: float | None = None
+    """Drop interactions rated below this (reported); None keeps all."""
+    user_core: int = Field(0, ge=0)
+    """k-core filter: keep users with at least this many interactions (0 = off)."""
+    item_core: int = Field(0, ge=0)
+    """k-core filter: keep items with at least this many interactions (0 = off)."""
+
+
+class ModelSpec(_Strict):
+    name: str
+    """Registered model name (see `fusionrec models`)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Model hyper-parameters, validated against the model's config."""
+
+
+class EvalConfig(_Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["recall", "ndcg", "mrr", "hit", "precision"])
+    """Top-k metrics (recall, ndcg, mrr, hit, precision, map)."""
+    ks: list[int] = Field(default_factory=lambda: [10])
+    """Cut-offs."""
+    batch_size: int = Field(1024, ge=1)
+    """Users scored at once."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from fusionrec.evaluation.metrics import TOPK_METRICS
+
+        bad = [m for m in v if m.lower() not in TOPK_METRICS]
+        if bad:
+            raise ValueError(f"unknown metrics {bad}; known: {', '.join(TOPK_METRICS)}")
+        return [m.lower() for m in v]
+
+
+class ServeConfig(_Strict):
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = Field(8000, ge=1, le=65535)
+    """Port to bind."""
+
+
+class ExperimentConfig(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Dataset and split."""
+    model: ModelSpec
+    """Model name and params."""
+    train: dict[str, Any] = Field(default_factory=dict)
+    """Trainer settings (epochs, lr, ...) merged into a torch model's params."""
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    """Evaluation settings."""
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    """Service settings."""
+    seed: int = 2020
+    """Seed for the split and the model fit."""
+    tune: dict[str, Any] | None = None
+    """Hyper-parameter search settings (see `fusionrec tune`)."""
+
+    @model_validator(mode="after")
+    def _validate_model_params(self) -> ExperimentConfig:
+        self.model_params()  # raises ConfigError naming the bad key
+        return self
+
+    def model_params(self) -> dict[str, Any]:
+        """The model's params with the ``train`` section merged in, validated."""
+        from fusionrec.models.registry import get_model
+
+        cls = get_model(self.model.name)
+        fields = cls.Config.model_fields
+        unknown_train = [k for k in self.train if k not in fields]
+        if unknown_train:
+            raise ConfigError(
+                f"train.{unknown_train[0]} is not a setting of model {self.model.name!r} "
+                f"(its settings: {', '.join(sorted(fields)) or 'none'})"
+            )
+        params = {**self.train, **self.model.params}
+        try:
+            cls.Config(**params)
+        except ValidationError as e:
+            msg = "; ".join(f"model.params.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ConfigError(f"invalid parameters for model {self.model.name!r}: {msg}") from None
+        return params
+
+
+def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(d)
+    except ValidationError as e:
+        msg = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"{source}: {msg}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load YAML/TOML/JSON, apply ``--set`` style overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            d = tomllib.loads(text)
+        elif path.suffix == ".json":
+            d = json.loads(text)
+        else:
+            d = yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot parse ({e})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return config_from_dict(apply_overrides(d, overrides or []), source=str(path))
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a nested dict copy."""
+    out = json.loads(json.dumps(d))
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} must look like key.path=value")
+        key, raw = ov.split("=", 1)
+        value = yaml.safe_load(raw)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {ov!r}: {p!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
