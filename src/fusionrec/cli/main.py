@@ -68,14 +68,15 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user-facing errors print one line (no traceback) and exit 1."""
     from rich.console import Console
+    from rich.markup import escape
 
     try:
         app(args=argv, standalone_mode=False)
     except FusionRecError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         return 1
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

@@ -258,6 +258,12 @@ class Recommender(ABC):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore from ``_get_state``'s arrays; ``users_``/``items_`` are already set."""
 
+    def _save_files(self, folder: Path) -> None:
+        """Write extra files into the model folder (e.g. nested member models). Default: none."""
+
+    def _load_files(self, folder: Path) -> None:
+        """Read what ``_save_files`` wrote; called before ``_set_state``. Default: nothing."""
+
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to folder ``path`` atomically (temp folder, then rename)."""
         from safetensors.numpy import save_file
@@ -292,6 +298,7 @@ class Recommender(ABC):
                     raise ValueError(f"state key {k!r} is reserved")
                 state[k] = np.ascontiguousarray(v)
             save_file(state, str(tmp / "state.safetensors"))
+            self._save_files(tmp)
             _replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -336,6 +343,7 @@ def load_model(path: str | Path) -> Recommender:
         (np.ones(len(indices), np.float32), indices, indptr), shape=(len(model.users_), len(model.items_))
     )
     model.item_pop_ = state.pop("_item_pop")
+    model._load_files(path)
     model._set_state(state)
     model.fitted_ = True
     return model

@@ -1,0 +1,1 @@
+"""Strategies that combine or train models: ensembles, multi-task, distillation, label propagation, curricula."""
