@@ -43,7 +43,11 @@ def _fingerprint(ds: Dataset) -> tuple:
     for a in (ds.rating, ds.timestamp):
         parts.append(b"" if a is None else a.tobytes())
     for t in (ds.user_features, ds.item_features):
-        parts.append(b"" if t is None else pd.util.hash_pandas_object(t.astype(str), index=True).values.tobytes())
+        parts.append(
+            b""
+            if t is None
+            else pd.util.hash_pandas_object(t.astype(str), index=True).values.tobytes()
+        )
     return tuple(hash(p) for p in parts)
 
 

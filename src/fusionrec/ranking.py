@@ -28,4 +28,15 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, scores.shape[1])
     t = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
     vals, idx = torch.topk(t, k, dim=1, largest=True, sorted=True)
+    # torch.topk orders ties arbitrarily: re-order the selection by (value desc, index asc) ...
+    idx, perm = torch.sort(idx, dim=1)
+    vals, order = torch.sort(torch.gather(vals, 1, perm), dim=1, descending=True, stable=True)
+    idx = torch.gather(idx, 1, order)
+    # ... and where a tie straddles the cut-off, take the rows' lowest-index tied items (full stable sort).
+    if k:
+        cut = vals[:, -1:]
+        straddle = ((t == cut).sum(1) > (vals == cut).sum(1)).nonzero().ravel()
+        if len(straddle):
+            sv, si = torch.sort(t[straddle], dim=1, descending=True, stable=True)
+            vals[straddle], idx[straddle] = sv[:, :k], si[:, :k]
     return idx.numpy().astype(np.int64), vals.numpy()

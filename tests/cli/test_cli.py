@@ -22,7 +22,9 @@ def small_dataset(tmp_path: Path) -> Path:
         items = rng.choice(np.arange(15) + 15 * group, size=8, replace=False)
         rows += [(f"u{u}", f"i{i}", 4.0, float(100 * u + j)) for j, i in enumerate(items)]
     df = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(30)], "title": [f"Film {i}" for i in range(30)]})
+    items = pd.DataFrame(
+        {"item_id": [f"i{i}" for i in range(30)], "title": [f"Film {i}" for i in range(30)]}
+    )
     path = tmp_path / "small_ds"
     Dataset.from_frames(df, items=items, name="small").save(path)
     return path
@@ -30,7 +32,19 @@ def small_dataset(tmp_path: Path) -> Path:
 
 def test_quickstart_export_and_followups(small_dataset: Path, tmp_path: Path, capsys):
     out, exp = tmp_path / "run", tmp_path / "exp"
-    rc = main(["quickstart", "--dataset", str(small_dataset), "--models", "pop,ease", "--output", str(out), "--export-dir", str(exp)])
+    rc = main(
+        [
+            "quickstart",
+            "--dataset",
+            str(small_dataset),
+            "--models",
+            "pop,ease",
+            "--output",
+            str(out),
+            "--export-dir",
+            str(exp),
+        ]
+    )
     assert rc == 0
     board = json.loads((out / "leaderboard.json").read_text())
     assert [m["model"] for m in board["models"]] == ["pop", "ease"]
@@ -62,7 +76,21 @@ def test_quickstart_export_and_followups(small_dataset: Path, tmp_path: Path, ca
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert np.isclose(ev["metrics"]["ndcg@10"], ease_row["metrics"]["ndcg@10"])
 
-    assert main(["recommend", "--model-dir", str(out / "models" / "ease"), "--user", "u0", "-k", "3", "--csv"]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                "--model-dir",
+                str(out / "models" / "ease"),
+                "--user",
+                "u0",
+                "-k",
+                "3",
+                "--csv",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "user_id,item_id,rank,score,fallback,title" and len(lines) == 4
     assert all(",Film " in ln for ln in lines[1:])
@@ -70,7 +98,9 @@ def test_quickstart_export_and_followups(small_dataset: Path, tmp_path: Path, ca
 
 def test_train_with_config(small_dataset: Path, tmp_path: Path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data: {{name: '{small_dataset}'}}\nmodel: {{name: ease, params: {{reg_weight: 5.0}}}}\neval: {{ks: [5, 10]}}\n")
+    cfg.write_text(
+        f"data: {{name: '{small_dataset}'}}\nmodel: {{name: ease, params: {{reg_weight: 5.0}}}}\neval: {{ks: [5, 10]}}\n"
+    )
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--output", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())

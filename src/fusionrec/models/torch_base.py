@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,9 +19,22 @@ __all__ = ["TorchRecommender", "init_parameters"]
 
 
 def init_parameters(module: torch.nn.Module, generator: torch.Generator, std: float = 0.0) -> None:
-    """Deterministic init from ``generator``: matrices xavier-normal (or N(0, std) if std>0), vectors zero."""
+    """Deterministic init from ``generator``: matrices xavier-normal (or N(0, std) if std>0), other
+    vectors zero, normalisation layers identity (weight 1, bias 0)."""
+    norm_types = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)
+    norm_params = set()
+    for m in module.modules():
+        if isinstance(m, norm_types):  # norm layers keep their identity init (weight 1, bias 0)
+            norm_params.update(id(p) for p in m.parameters(recurse=False))
+            with torch.no_grad():
+                if getattr(m, "weight", None) is not None:
+                    m.weight.fill_(1.0)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.zero_()
     with torch.no_grad():
         for p in module.parameters():
+            if id(p) in norm_params:
+                continue
             if p.dim() >= 2:
                 if std > 0:
                     p.normal_(0.0, std, generator=generator)
@@ -39,6 +53,10 @@ class TorchRecommender(Recommender):
     - ``score_tensor(users, items)``: scores as a tensor;
     - optionally ``_prepare(dataset)`` / ``_extra_state()`` / ``_load_extra_state()`` for arrays
       the module needs that are not parameters (feature matrices, graphs).
+
+    ``fit`` takes the Trainer's run options as keywords: ``run_dir`` (checkpoints, log.csv,
+    curve.png), ``resume`` (continue from ``run_dir``'s last checkpoint) and ``callbacks``
+    (``cb(epoch, record)`` after each epoch, e.g. a tuning pruner).
     """
 
     Config: ClassVar[type[TrainConfig]] = TrainConfig
@@ -61,6 +79,25 @@ class TorchRecommender(Recommender):
     def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
         return None
 
+    def fit(
+        self,
+        dataset: Dataset,
+        valid: Dataset | None = None,
+        seed: int = 0,
+        *,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        callbacks: Iterable[Callable[[int, dict], None]] = (),
+    ) -> TorchRecommender:
+        """Learn from ``dataset`` (``valid`` for early stopping). ``run_dir``/``resume``/``callbacks``
+        go to the shared Trainer (see ``fusionrec.training.Trainer``). Returns self."""
+        self._run_options = {"run_dir": run_dir, "resume": resume, "callbacks": tuple(callbacks)}
+        try:
+            super().fit(dataset, valid, seed)
+        finally:
+            del self._run_options
+        return self
+
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         self.device_ = resolve_device(self.config.device)
         gen = torch.Generator().manual_seed(seed)
@@ -73,7 +110,9 @@ class TorchRecommender(Recommender):
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            self.history_: TrainHistory = Trainer(self.config).fit(self, dataset, valid, seed)
+            opts = getattr(self, "_run_options", {})
+            trainer = Trainer(self.config, **opts)
+            self.history_: TrainHistory = trainer.fit(self, dataset, valid, seed)
 
     def _init_std(self) -> float:
         return 0.0

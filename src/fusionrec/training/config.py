@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fusionrec.models.base import ModelConfig
 
@@ -36,6 +36,24 @@ class TrainConfig(ModelConfig):
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
     progress: bool = False
     """Show a per-epoch progress bar."""
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    """Mixed precision: autocast the loss to bfloat16 ('bf16', CPU or CUDA) or float16 ('fp16',
+    with a gradient scaler); parameters and optimiser state stay float32."""
+    grad_accum_steps: int = Field(1, ge=1)
+    """Accumulate gradients over N batches per optimiser step (effective batch = N x batch_size).
+    A trailing group of fewer batches at the end of an epoch still steps."""
+    lr_schedule: Literal["constant", "cosine", "step", "linear_warmup_cosine"] = "constant"
+    """Per-epoch learning-rate schedule (see ``fusionrec.training.lr_factor``)."""
+    warmup_epochs: int = Field(0, ge=0)
+    """Linear warm-up over the first N epochs (epoch e gets lr x e/N), before any schedule."""
+    lr_step_size: int = Field(10, ge=1)
+    """'step' schedule: multiply the lr by ``lr_gamma`` every N epochs."""
+    lr_gamma: float = Field(0.5, gt=0, le=1)
+    """'step' schedule: decay factor."""
+    lr_min_ratio: float = Field(0.0, ge=0, le=1)
+    """Cosine schedules: the final lr as a fraction of ``lr``."""
+    clip_grad_norm: float | None = Field(None, gt=0)
+    """Clip the global gradient L2 norm to this value before each step (None = no clipping)."""
 
     @field_validator("early_stop_metric")
     @classmethod
@@ -44,6 +62,12 @@ class TrainConfig(ModelConfig):
 
         parse_metric(v)
         return v.lower()
+
+    @model_validator(mode="after")
+    def _warmup(self) -> TrainConfig:
+        if self.lr_schedule == "linear_warmup_cosine" and self.warmup_epochs < 1:
+            raise ValueError("lr_schedule 'linear_warmup_cosine' needs warmup_epochs >= 1")
+        return self
 
     @field_validator("device")
     @classmethod

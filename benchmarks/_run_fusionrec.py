@@ -1,0 +1,148 @@
+"""Fit and evaluate ONE fusionrec model on MovieLens-100k; print one JSON result line.
+
+Run by ``compare_recbole.py`` in its own process (so wall time and peak RSS belong to this
+model alone)::
+
+    python benchmarks/_run_fusionrec.py MODEL [--protocol rs|loo] [--kg-only] [--seed 2020]
+
+Protocol (RecBole 1.2.1's default general protocol):
+
+- ``rs``: ``split(ds, "rs", (0.8, 0.1, 0.1), seed)``; ``loo``: ``split(ds, "loo")`` (SASRec row).
+- The model is ``get_model(MODEL)()`` with its registry defaults, fitted on train with valid
+  for early stopping; test is full ranking over all items, masking train + valid items,
+  ``Evaluator(ks=(10,)).evaluate_split``.
+- ``--kg-only`` mirrors RecBole's knowledge-graph models, which drop items without a KG link:
+  interactions of unlinked items are removed before the split and unlinked items are never
+  ranked.
+
+The last stdout line is ``BENCH_RESULT {json}``. A model that is not registered yet gives
+``"status": "not available"`` (exit 0); any other failure gives ``"status": "error"`` (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+
+MARKER = "BENCH_RESULT "
+METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
+
+
+def _emit(result: dict) -> None:
+    print(MARKER + json.dumps(result, sort_keys=True), flush=True)
+
+
+def _load_ml100k():
+    from fusionrec.data import load_dataset
+
+    return load_dataset("ml-100k")
+
+
+def _unlinked_mask(ds):
+    """A (n_users, n_items) CSR with every item that has no KG link, for every user."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    cols = np.flatnonzero(ds.kg.item_entity < 0)
+    rows = np.repeat(np.arange(ds.n_users), len(cols))
+    data = np.ones(len(rows), np.float32)
+    return sp.csr_matrix((data, (rows, np.tile(cols, ds.n_users))), shape=(ds.n_users, ds.n_items))
+
+
+def run(model_name: str, protocol: str, kg_only: bool, seed: int) -> dict:
+    """Load, split, fit, evaluate; return the result record."""
+    t_start = time.perf_counter()
+    from fusionrec.errors import ConfigError
+    from fusionrec.models import get_model
+
+    try:
+        cls = get_model(model_name)
+    except ConfigError as e:
+        return {"model": model_name, "status": "not available", "reason": str(e)}
+
+    import numpy as np
+
+    from fusionrec.data import split
+    from fusionrec.evaluation import Evaluator
+
+    ds = _load_ml100k()
+    extra_mask = None
+    if kg_only:
+        if ds.kg is None:
+            return {"model": model_name, "status": "error", "reason": "ml-100k loaded without a KG"}
+        ds = ds.with_interactions(ds.kg.item_entity[ds.item_idx] >= 0, name=f"{ds.name}:kg-linked")
+        extra_mask = _unlinked_mask(ds)
+    if protocol == "rs":
+        sp_ = split(ds, "rs", (0.8, 0.1, 0.1), seed=seed)
+    else:
+        sp_ = split(ds, "loo", seed=seed)
+    t_load = time.perf_counter() - t_start
+
+    model = cls()
+    t0 = time.perf_counter()
+    model.fit(sp_.train, valid=sp_.valid, seed=seed)
+    fit_s = time.perf_counter() - t0
+
+    ev = Evaluator(ks=(10,))
+    t0 = time.perf_counter()
+    if extra_mask is None:
+        res = ev.evaluate_split(model, sp_)
+    else:
+        res = ev.evaluate(model, sp_.test, exclude=(sp_.train, sp_.valid, extra_mask))
+    eval_s = time.perf_counter() - t0
+
+    out = {
+        "model": model_name,
+        "status": "ok",
+        "protocol": protocol,
+        "kg_only": kg_only,
+        "seed": seed,
+        "params": model.config.model_dump(mode="json"),
+        "n_users": int(ds.n_users),
+        "n_items": int(ds.n_items) if extra_mask is None else int((ds.kg.item_entity >= 0).sum()),
+        "n_train": int(sp_.train.n_interactions),
+        "n_valid": int(sp_.valid.n_interactions),
+        "n_test": int(sp_.test.n_interactions),
+        "eval_users": int(res.n_users),
+        "load_s": round(t_load, 3),
+        "fit_s": round(fit_s, 3),
+        "eval_s": round(eval_s, 3),
+        "total_s": round(time.perf_counter() - t_start, 3),
+    }
+    out.update({m: round(float(res.metrics[m]), 6) for m in METRICS})
+    history = getattr(model, "history_", None)
+    records = getattr(history, "records", None)
+    if records:
+        out["epochs_run"] = len(records)
+    out["finite_scores"] = bool(
+        np.isfinite(model.score_indices(np.arange(min(4, ds.n_users)))).any()
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="fusionrec registry name, e.g. ease")
+    p.add_argument("--protocol", choices=("rs", "loo"), default="rs")
+    p.add_argument(
+        "--kg-only",
+        action="store_true",
+        help="keep only items with a KG link (as RecBole's KG models)",
+    )
+    p.add_argument("--seed", type=int, default=2020)
+    a = p.parse_args(argv)
+    try:
+        result = run(a.model, a.protocol, a.kg_only, a.seed)
+    except Exception as e:  # report, do not crash the whole benchmark
+        traceback.print_exc()
+        _emit({"model": a.model, "status": "error", "reason": f"{type(e).__name__}: {e}"})
+        return 1
+    _emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Fit and evaluate ONE RecBole 1.2.1 model on its bundled MovieLens-100k; print one JSON line.
+
+Executed by ``compare_recbole.py`` with the RecBole virtualenv's python (RecBole needs
+numpy<2, pandas<3, scipy<1.13; fusionrec's own environment does not have them)::
+
+    .bench/recbole-venv/bin/python benchmarks/_run_recbole.py MODEL [--protocol rs|loo] \\
+        [--workdir .bench/recbole_work]
+
+It follows ``recbole.quick_start.run_recbole`` step by step (config, seed, dataset,
+data_preparation, seed again, model, trainer.fit, trainer.evaluate) so that fit and test
+evaluation can be timed apart. The configuration is RecBole's default general protocol:
+RS 8:1:1, order RO, group_by user, full ranking, metrics Recall/MRR/NDCG/Hit/Precision @10,
+valid_metric MRR@10, seed 2020, reproducibility on, CPU; ``loo`` is leave-one-out by time
+(``split LS valid_and_test, order TO``), used for SASRec. The dataset is read from
+``<site-packages>/recbole/dataset_example`` so nothing is downloaded.
+
+The last stdout line is ``BENCH_RESULT {json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+MARKER = "BENCH_RESULT "
+METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
+
+
+def _emit(result: dict) -> None:
+    print(MARKER + json.dumps(result, sort_keys=True), flush=True)
+
+
+def config_dict(model: str, protocol: str, workdir: str) -> dict:
+    """The RecBole settings of the comparison protocol (explicit, so a default change shows)."""
+    import recbole
+
+    data_path = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
+    order, split = (
+        ("RO", {"RS": [0.8, 0.1, 0.1]}) if protocol == "rs" else ("TO", {"LS": "valid_and_test"})
+    )
+    cfg = {
+        "data_path": data_path,
+        "checkpoint_dir": os.path.join(workdir, "saved"),
+        "eval_args": {"split": split, "order": order, "group_by": "user", "mode": "full"},
+        "metrics": ["Recall", "MRR", "NDCG", "Hit", "Precision"],
+        "topk": [10],
+        "valid_metric": "MRR@10",
+        "seed": 2020,
+        "reproducibility": True,
+        "use_gpu": False,
+        "show_progress": False,
+        "save_dataset": False,
+        "save_dataloaders": False,
+        "log_wandb": False,
+    }
+    if model == "SASRec":  # its default CE loss scores all items: no negative sampling
+        cfg["train_neg_sample_args"] = None
+    return cfg
+
+
+def run(model_name: str, protocol: str, workdir: str) -> dict:
+    """RecBole's quick_start, unrolled and timed."""
+    t_start = time.perf_counter()
+    import recbole
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+    config = Config(
+        model=model_name, dataset="ml-100k", config_dict=config_dict(model_name, protocol, workdir)
+    )
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    t_load = time.perf_counter() - t_start
+
+    t0 = time.perf_counter()
+    best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    fit_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    eval_s = time.perf_counter() - t0
+    saved_file = getattr(trainer, "saved_model_file", None)
+    if saved_file and os.path.exists(saved_file):  # checkpoints are scratch; do not pile them up
+        os.remove(saved_file)
+
+    out = {
+        "model": model_name,
+        "status": "ok",
+        "protocol": protocol,
+        "recbole_version": recbole.__version__,
+        "n_users": int(dataset.user_num - 1),  # RecBole counts a padding id 0
+        "n_items": int(dataset.item_num - 1),
+        "n_interactions": int(dataset.inter_num),
+        "n_train": int(len(train_data.dataset)),
+        "best_valid_mrr@10": round(float(best_valid_score), 6),
+        "epochs_run": len(getattr(trainer, "train_loss_dict", {}) or {}),
+        "load_s": round(t_load, 3),
+        "fit_s": round(fit_s, 3),
+        "eval_s": round(eval_s, 3),
+        "total_s": round(time.perf_counter() - t_start, 3),
+        "config": {
+            k: config[k]
+            for k in ("epochs", "train_batch_size", "learning_rate", "stopping_step", "eval_step")
+        },
+    }
+    out.update({m: round(float(test_result[m]), 6) for m in METRICS})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="RecBole model class name, e.g. EASE")
+    p.add_argument("--protocol", choices=("rs", "loo"), default="rs")
+    p.add_argument("--workdir", default=".bench/recbole_work", help="checkpoints and logs go here")
+    a = p.parse_args(argv)
+    workdir = os.path.abspath(a.workdir)
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)  # RecBole writes ./log and ./log_tensorboard relative to the cwd
+    try:
+        result = run(a.model, a.protocol, workdir)
+    except Exception as e:  # report, do not crash the whole benchmark
+        traceback.print_exc()
+        _emit({"model": a.model, "status": "error", "reason": f"{type(e).__name__}: {e}"})
+        return 1
+    _emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

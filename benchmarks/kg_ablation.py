@@ -1,0 +1,148 @@
+"""KG / multimodal ablation on MovieLens-100k, side by side with RecBole 1.2.1's CKE (and KGAT
+when its dgl dependency can be imported) on the same protocol, in the same run.
+
+    python benchmarks/kg_ablation.py [--variants id,text,kg,text+kg] [--epochs 20]
+        [--recbole-models CKE,KGAT] [--recbole-venv .bench/recbole-venv] [--output DIR]
+
+Protocol: RS 8:1:1 (per user, random order), seed 2020, full ranking, top-10, train items
+masked (and valid items at test); early stopping on validation. Our variants come from
+``fusionrec.cli.kg_cmd.run_ablation``; RecBole runs in its own virtualenv (numpy<2) through
+``benchmarks/_run_recbole.py``'s config, with the epoch budget given here, in a child process
+that runs while our variants train. RecBole's KGAT needs dgl, which has no build for the
+torch here: it is reported as not run when ``import dgl`` fails. Prints one table; writes
+ablation.md / ablation.json / ablation.png to ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MARKER = "BENCH_RESULT "
+
+
+# ----------------------------------------------------------------------------- RecBole child
+def _recbole_child(model: str, epochs: int, workdir: str) -> int:
+    """Runs inside the RecBole venv: RecBole's quick start with the benchmark's epoch budget."""
+    sys.path.insert(0, str(HERE))
+    import _run_recbole as rr
+
+    base = rr.config_dict
+
+    def cfg(m: str, protocol: str, wd: str) -> dict:
+        c = base(m, protocol, wd)
+        c["epochs"] = epochs
+        c["valid_metric"] = "NDCG@10"
+        return c
+
+    rr.config_dict = cfg
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)
+    try:
+        if model == "KGAT":
+            import dgl  # noqa: F401  (RecBole's KGAT imports it lazily; fail early and clearly)
+        out = rr.run(model, "rs", workdir)
+    except Exception as e:  # noqa: BLE001
+        print(MARKER + json.dumps({"model": model, "status": "error", "reason": f"{type(e).__name__}: {e}"}), flush=True)
+        return 1
+    print(MARKER + json.dumps(out), flush=True)
+    return 0
+
+
+def _start_recbole(py: Path, model: str, epochs: int, log_dir: Path) -> tuple[subprocess.Popen, Path]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # RecBole reloads its own checkpoint
+    env["PYTHONWARNINGS"] = "ignore"
+    env["OMP_NUM_THREADS"] = "1"
+    log = log_dir / f"recbole-{model}.log"
+    cmd = [str(py), str(Path(__file__).resolve()), "--recbole-child", model, "--epochs", str(epochs), "--workdir", str(ROOT / ".bench" / "recbole_work_kg")]
+    f = log.open("w")
+    return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT), log
+
+
+def _collect(proc: subprocess.Popen, log: Path, model: str, t0: float, timeout: float) -> dict:
+    try:
+        proc.wait(timeout=max(timeout - (time.perf_counter() - t0), 1))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return {"model": model, "status": "error", "reason": f"timed out after {timeout:.0f}s"}
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER) :])
+    return {"model": model, "status": "error", "reason": f"no result (see {log})"}
+
+
+# ----------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", default="id,text,kg,text+kg")
+    p.add_argument("--epochs", type=int, default=20, help="max epochs, ours and RecBole's")
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--lr", type=float, default=0.005, help="learning rate of our variants")
+    p.add_argument("--recbole-models", default="CKE,KGAT")
+    p.add_argument("--recbole-venv", default=str(ROOT / ".bench" / "recbole-venv"))
+    p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--output", default=str(ROOT / "runs" / "kg_ablation"))
+    p.add_argument("--recbole-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.recbole_child:
+        return _recbole_child(a.recbole_child, a.epochs, a.workdir)
+
+    import torch
+
+    from fusionrec.cli.kg_cmd import run_ablation, write_ablation_report
+    from fusionrec.data import load_dataset
+
+    torch.set_num_threads(a.threads)
+    out = Path(a.output)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    py = Path(a.recbole_venv) / "bin" / "python"
+    procs = []
+    models = [m.strip() for m in a.recbole_models.split(",") if m.strip()]
+    if py.exists():
+        for m in models:  # one at a time would double the wall time; the machine has 2 cores
+            procs.append((m, *_start_recbole(py, m, a.epochs, out)))
+    ds = load_dataset("ml-100k")
+    variants = a.variants.split(",")
+    params = {v: {"lr": a.lr} for v in variants}
+    report = run_ablation(ds, variants, epochs=a.epochs, patience=a.patience, seed=2020, params=params)
+    extra = []
+    for m, proc, log in procs:
+        r = _collect(proc, log, m, t0, a.timeout)
+        if r.get("status") != "ok":
+            report["notes"].append(f"RecBole {m} not run: {r.get('reason')}")
+            continue
+        extra.append(
+            {
+                "variant": f"RecBole {m}",
+                "model": f"recbole-{r.get('recbole_version', '1.2.1')}",
+                "ndcg@10": r["ndcg@10"],
+                "recall@10": r["recall@10"],
+                "sparse_ndcg@10": float("nan"),
+                "sparse_recall@10": float("nan"),
+                "sparse_users": 0,
+                "fit_seconds": r["fit_s"],
+                "epochs_run": r.get("epochs_run"),
+            }
+        )
+    if not py.exists():
+        report["notes"].append(f"RecBole venv {py.parent.parent} missing: RecBole models not run")
+    report["notes"].append("RecBole rows: its own RS 8:1:1 split of the same data (seed 2020), valid_metric NDCG@10; the <20 slice is not available from RecBole's output")
+    paths = write_ablation_report(report, out, extra)
+    print((out / "ablation.md").read_text())
+    print(f"total {time.perf_counter() - t0:.0f}s; wrote {', '.join(map(str, paths))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Load test of the recommendation service against 127.0.0.1 (bounded in time and requests).
+
+Scenarios:
+  ease       an EASE model fitted on MovieLens-100k (or --model-dir), exhaustive scoring
+  synthetic  a 1,000,000-item, 64-d StaticEmbedding model served through the faiss IVF index;
+             also reports recall@10 of the ANN pipeline and of raw ANN search vs exact search
+
+For each concurrency level (1, 8, 64 by default) async httpx clients POST /v1/recommend for
+--duration seconds or --max-requests requests, whichever comes first, and the script prints
+p50/p99 latency, requests/second, errors and the server's memory (RSS, peak RSS).
+The server is ``fusionrec serve`` with one uvicorn worker; the answer cache is off by default
+so every request is scored (--cache to turn it on).
+
+    python benchmarks/load_test.py --scenario both
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mem(pid: int) -> tuple[float, float]:
+    rss = hwm = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+        elif line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024
+    return rss, hwm
+
+
+def prepare_ease(workdir: Path, model_dir: Path | None) -> tuple[Path, list[str]]:
+    from fusionrec.models.base import load_model
+
+    if model_dir is None:
+        from fusionrec.data import load_dataset
+        from fusionrec.models.ease import EASE
+        from fusionrec.serving.catalog import write_catalog
+
+        ds = load_dataset("ml-100k")
+        t0 = time.perf_counter()
+        model = EASE().fit(ds)
+        print(f"fitted EASE on {ds!r} in {time.perf_counter() - t0:.1f}s")
+        model_dir = model.save(workdir / "ease")
+        write_catalog(ds, model_dir)
+    users = load_model(model_dir).users_.ids.tolist()
+    return model_dir, users
+
+
+def prepare_synthetic(
+    workdir: Path, n_items: int, dim: int, n_users: int, nprobe: int, candidates: int
+) -> tuple[Path, list[str]]:
+    from fusionrec.models.base import load_model
+    from fusionrec.serving.engine import ModelState, recommend
+    from fusionrec.serving.synthetic import StaticEmbedding
+
+    t0 = time.perf_counter()
+    d = workdir / f"synthetic-{n_items}-{dim}-{n_users}"
+    if (d / "config.json").exists():
+        model = load_model(d)
+    else:
+        model = StaticEmbedding.synthetic(
+            n_users=n_users, n_items=n_items, dim=dim, n_clusters=1024, seed=0
+        )
+        model.save(d)
+    print(
+        f"synthetic model ({n_users} users, {n_items} items, {dim}-d) ready in {time.perf_counter() - t0:.1f}s"
+    )
+    t0 = time.perf_counter()
+    state = ModelState.load(d, ann_threshold=50_000, ann_kind="ivf", ann_nprobe=nprobe)
+    print(
+        f"built {state.ann.kind} index (nlist={state.ann.index.nlist}, nprobe={nprobe}) and saved it in {time.perf_counter() - t0:.1f}s"
+    )
+    rng = np.random.default_rng(1)
+    sample = rng.choice(n_users, size=200, replace=False)
+    exact_idx, _ = model.recommend_indices(sample, 10)
+    raw_hits = pipe_hits = 0
+    t0 = time.perf_counter()
+    for row, u in enumerate(sample):
+        truth = set(exact_idx[row].tolist())
+        got = recommend(state, f"u{u}", 10, ann_candidates=candidates)
+        pipe_hits += len(truth & set(got.items.tolist()))
+        raw, _ = state.ann.search(model.U_[u], 10 + len(model.seen_[u].indices))
+        raw = [i for i in raw[0].tolist() if i not in set(model.seen_[u].indices.tolist())][:10]
+        raw_hits += len(truth & set(raw))
+    per = (time.perf_counter() - t0) / len(sample) * 1000
+    print(
+        f"recall@10 vs exact search (200 users): ANN+re-rank pipeline {pipe_hits / 2000:.3f}, raw ANN {raw_hits / 2000:.3f}; in-process {per:.2f} ms/user"
+    )
+    return d, [f"u{u}" for u in range(n_users)]
+
+
+async def _level(
+    url: str,
+    key: str,
+    users: list[str],
+    conc: int,
+    duration: float,
+    max_requests: int,
+    k: int,
+    seed: int,
+):
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    order = [users[i] for i in rng.integers(0, len(users), max_requests)]
+    lat: list[float] = []
+    errors = 0
+    counter = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal counter, errors
+        while counter < max_requests and time.perf_counter() < deadline:
+            u = order[counter]
+            counter += 1
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/v1/recommend", json={"user_id": u, "k": k})
+                ok = r.status_code == 200 and len(r.json()["items"]) == k
+            except httpx.HTTPError:
+                ok = False
+            lat.append(time.perf_counter() - t0)
+            errors += not ok
+
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30
+    ) as client:
+        for _ in range(min(conc, 16)):  # warm-up
+            await client.post("/v1/recommend", json={"user_id": users[0], "k": k})
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(conc)))
+        wall = time.perf_counter() - t0
+    a = np.asarray(lat) * 1000
+    return len(a), errors, float(np.percentile(a, 50)), float(np.percentile(a, 99)), len(a) / wall
+
+
+def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Path) -> None:
+    from fusionrec.serving.auth import KeyStore
+
+    db = f"sqlite:///{workdir / f'{name.split()[0]}.db'}"
+    ks = KeyStore(db)
+    key, _ = ks.create("load-test")
+    ks.engine.dispose()
+    port = _free_port()
+    env = dict(
+        os.environ,
+        FUSIONREC_CACHE_SIZE=str(10_000 if args.cache else 0),
+        FUSIONREC_ANN_NPROBE=str(args.nprobe),
+        FUSIONREC_ANN_CANDIDATES=str(args.candidates),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "fusionrec.cli.main",
+        "serve",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--events",
+        db,
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(cmd, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        t0 = time.perf_counter()
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited with {server.returncode}")
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - t0 > 300:
+                raise SystemExit("server not ready after 300 s")
+            time.sleep(0.25)
+        rss, _ = _mem(server.pid)
+        print(f"\n[{name}] server ready in {time.perf_counter() - t0:.1f}s, RSS {rss:.0f} MiB")
+        print(
+            f"{'clients':>8} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'RSS MiB':>8} {'peak MiB':>9}"
+        )
+        for conc in args.concurrency:
+            n, err, p50, p99, rps = asyncio.run(
+                _level(url, key, users, conc, args.duration, args.max_requests, args.k, conc)
+            )
+            rss, hwm = _mem(server.pid)
+            print(
+                f"{conc:>8} {n:>9} {err:>7} {p50:>8.2f} {p99:>8.2f} {rps:>8.1f} {rss:>8.0f} {hwm:>9.0f}",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--scenario", choices=["ease", "synthetic", "both"], default="both")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="saved model for the ease scenario (default: fit EASE on ml-100k)",
+    )
+    p.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64]
+    )
+    p.add_argument(
+        "--duration", type=float, default=8.0, help="seconds per concurrency level (upper bound)"
+    )
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=2000,
+        help="requests per concurrency level (upper bound)",
+    )
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--n-items", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--n-users", type=int, default=10_000)
+    p.add_argument("--nprobe", type=int, default=16)
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--cache", action="store_true", help="leave the answer cache on")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep models here (reused when present) instead of a temp folder",
+    )
+    args = p.parse_args()
+    print(f"load: {os.getloadavg()}, cpus: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory(prefix="fusionrec-load-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if args.scenario in ("ease", "both"):
+            d, users = prepare_ease(workdir, args.model_dir)
+            run_scenario("ease ml-100k", d, users, args, workdir)
+        if args.scenario in ("synthetic", "both"):
+            d, users = prepare_synthetic(
+                workdir, args.n_items, args.dim, args.n_users, args.nprobe, args.candidates
+            )
+            run_scenario(f"synthetic {args.n_items} items, ANN", d, users, args, workdir)
+    print(f"load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""``fusionrec ablation`` (ID-only vs +text vs +KG vs +text+KG on one split) and ``fusionrec kge``
+(train TransE/TransR alone and report link prediction).
+
+``run_ablation`` is importable (benchmarks/kg_ablation.py uses it); heavy imports stay inside.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fusionrec.cli._common import atomic_write_text, console, new_run_dir, parse_list
+
+__all__ = ["register", "run_ablation", "VARIANTS", "write_ablation_report"]
+
+#: variant name -> (model, extra parameters); "text" needs the text modality, "kg" a KG.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "id": ("mm_mf", {}),
+    "text": ("mm_mf", {"modalities": ["text"]}),
+    "kg": ("cke", {}),
+    "text+kg": ("cke", {"modalities": ["text"]}),
+    "kgat": ("kgat", {}),
+}
+SPARSE_USERS = 20  # slice: users with fewer training interactions than this
+
+
+def _text_embeddings(ds: Any) -> tuple[Any, str | None]:
+    """(matrix, None) from fusionrec.encoders.text.encode_items, or (None, reason)."""
+    try:
+        from fusionrec.encoders.text import encode_items
+    except ImportError as e:
+        return None, f"text encoder unavailable ({e})"
+    try:
+        return encode_items(ds), None
+    except Exception as e:  # noqa: BLE001 - a missing model must not stop the other variants
+        return None, f"text encoding failed: {type(e).__name__}: {e}"
+
+
+def run_ablation(
+    ds: Any,
+    variants: list[str] | None = None,
+    *,
+    epochs: int = 40,
+    patience: int = 5,
+    seed: int = 2020,
+    params: dict[str, dict[str, Any]] | None = None,
+    text: Any = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Train each variant on ``split(ds, "rs", (0.8, 0.1, 0.1), seed)`` (early stopping on valid
+    NDCG@10), evaluate on test with full ranking, and return a JSON-able report: per variant
+    NDCG@10, Recall@10, fit seconds, and the same metrics for users with < 20 training
+    interactions. ``text``: an (n_items, d) matrix to use as the "text" modality (computed with
+    ``encode_items`` when None and a text variant is asked for)."""
+    import numpy as np
+
+    from fusionrec.data import split
+    from fusionrec.errors import ConfigError
+    from fusionrec.evaluation import Evaluator
+    from fusionrec.models import get_model
+
+    variants = list(variants or ["id", "text", "kg", "text+kg"])
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise ConfigError(f"unknown ablation variant(s) {bad}; choose from {', '.join(VARIANTS)}")
+    notes: list[str] = []
+    if any("text" in v.split("+") for v in variants) and "text" not in ds.item_embeddings:
+        if text is None:
+            t0 = time.perf_counter()
+            text, why = _text_embeddings(ds)
+            if text is not None:
+                log(f"text embeddings {text.shape} in {time.perf_counter() - t0:.1f}s")
+        if text is None:
+            notes.append(f"+text variants skipped: {why}")
+            variants = [v for v in variants if "text" not in v.split("+")]
+        else:
+            ds = ds.with_item_embedding("text", np.asarray(text, dtype=np.float32))
+    if any(VARIANTS[v][0] in ("cke", "kgat") for v in variants) and ds.kg is None:
+        notes.append("KG variants skipped: the dataset has no knowledge graph")
+        variants = [v for v in variants if VARIANTS[v][0] not in ("cke", "kgat")]
+    sp_ = split(ds, "rs", (0.8, 0.1, 0.1), seed=seed)
+    sparse_mask = sp_.train.user_activity() < SPARSE_USERS
+    ev = Evaluator(metrics=("ndcg", "recall"), ks=(10,))
+    rows = []
+    for v in variants:
+        model_name, extra = VARIANTS[v]
+        p = {"epochs": epochs, "patience": patience, **extra, **(params or {}).get(v, {})}
+        t0 = time.perf_counter()
+        model = get_model(model_name)(**p).fit(sp_.train, sp_.valid, seed=seed)
+        fit_s = time.perf_counter() - t0
+        res = ev.evaluate_split(model, sp_)
+        sl = res.slice(sparse_mask)
+        row = {
+            "variant": v,
+            "model": model_name,
+            "params": p,
+            "ndcg@10": res["ndcg@10"],
+            "recall@10": res["recall@10"],
+            "fit_seconds": fit_s,
+            "epochs_run": len(model.history_.records),
+            "best_epoch": model.history_.best_epoch,
+            "sparse_ndcg@10": sl["ndcg@10"],
+            "sparse_recall@10": sl["recall@10"],
+            "sparse_users": sl["users"],
+        }
+        rows.append(row)
+        log(f"{v:>8}: ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} (<{SPARSE_USERS}: ndcg@10 {row['sparse_ndcg@10']:.4f}) fit {fit_s:.1f}s")
+    return {
+        "dataset": ds.name,
+        "protocol": f"rs 8:1:1, seed {seed}, full ranking, train (and valid) items masked",
+        "sparse_slice": f"users with < {SPARSE_USERS} training interactions",
+        "rows": rows,
+        "notes": notes,
+    }
+
+
+def write_ablation_report(report: dict[str, Any], out: Path, extra_rows: list[dict[str, Any]] = ()) -> list[Path]:
+    """Write ablation.json, ablation.md and ablation.png (NDCG@10, all users vs the sparse slice)."""
+    rows = [*report["rows"], *extra_rows]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "ablation.json", json.dumps({**report, "rows": rows}, indent=2, default=str))
+    n_sparse = next((r["sparse_users"] for r in rows if r.get("sparse_users")), 0)
+    lines = [
+        f"# Ablation on {report['dataset']}",
+        "",
+        f"Protocol: {report['protocol']}. Slice: {report['sparse_slice']} ({n_sparse} test users).",
+        "",
+        "| variant | model | NDCG@10 | Recall@10 | NDCG@10 (<20) | Recall@10 (<20) | fit s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['model']} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
+            f"{r['sparse_ndcg@10']:.4f} | {r['sparse_recall@10']:.4f} | {r['fit_seconds']:.1f} |"
+        )
+    lines += ["", *[f"- {n}" for n in report.get("notes", [])]]
+    atomic_write_text(out / "ablation.md", "\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(1.6 * max(len(rows), 2) + 2, 3.6))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["ndcg@10"] for r in rows], 0.4, label="all users")
+    ax.bar(x + 0.2, [r["sparse_ndcg@10"] for r in rows], 0.4, label="users < 20 train interactions")
+    ax.set_xticks(x, [r["variant"] for r in rows], rotation=20)
+    ax.set_ylabel("NDCG@10")
+    ax.set_title(f"Ablation on {report['dataset']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = out / "ablation.png"
+    tmp = out / ".ablation.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(png)
+    return [out / "ablation.json", out / "ablation.md", png]
+
+
+def ablation_cmd(
+    dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="Dataset name (ml-100k) or path."),
+    variants: str = typer.Option("id,text,kg,text+kg", "--variants", help=f"Comma-separated, from: {', '.join(VARIANTS)}."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Report folder (default runs/<time>-ablation)."),
+    epochs: int = typer.Option(40, "--epochs", min=1, help="Maximum epochs per variant."),
+    patience: int = typer.Option(5, "--patience", min=0, help="Early-stopping patience (valid NDCG@10)."),
+    seed: int = typer.Option(2020, "--seed", help="Split and training seed."),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch intra-op threads (1 is fastest for these small models on a busy CPU)."),
+) -> None:
+    """Train ID-only, +text, +KG and +text+KG variants on one split; write a table and a bar chart."""
+    import torch
+
+    from fusionrec.data import load_dataset
+
+    torch.set_num_threads(threads)
+    ds = load_dataset(dataset)
+    out = new_run_dir("ablation", output)
+    report = run_ablation(ds, parse_list(variants), epochs=epochs, patience=patience, seed=seed, log=lambda s: console.print(s, highlight=False))
+    for n in report["notes"]:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+    paths = write_ablation_report(report, out)
+    console.print((out / "ablation.md").read_text(), highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def kge_cmd(
+    dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="Dataset name (ml-100k) or path."),
+    method: str = typer.Option("transe", "--method", "-m", help="transe or transr."),
+    dim: int = typer.Option(64, "--dim", min=1, help="Entity dimension."),
+    epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs."),
+    test_ratio: float = typer.Option(0.05, "--test-ratio", help="Held-out triples for link prediction."),
+    max_test: int = typer.Option(500, "--max-test", min=1, help="Evaluate at most this many held-out triples."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write entity/relation embeddings here (.npz)."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+) -> None:
+    """Train TransE/TransR on the dataset's KG alone and report filtered MRR / Hits@k."""
+    import numpy as np
+
+    from fusionrec.data import load_dataset
+    from fusionrec.errors import ConfigError
+    from fusionrec.models.kg import link_prediction, split_triples, train_kge
+
+    ds = load_dataset(dataset)
+    if ds.kg is None:
+        raise ConfigError(f"dataset {ds.name!r} has no knowledge graph")
+    train, test = split_triples(ds.kg, test_ratio, seed)
+    test = test[:max_test]
+    t0 = time.perf_counter()
+    emb = train_kge(train, method, dim, epochs, seed, n_entities=len(ds.kg.entities), n_relations=len(ds.kg.relations))  # type: ignore[arg-type]
+    fit_s = time.perf_counter() - t0
+    m = link_prediction(emb, test, known=[train])
+    console.print(f"{method}: {len(train)} train / {len(test)} test triples, fit {fit_s:.1f}s, " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()), highlight=False)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"entity": emb.entity, "relation": emb.relation, "entity_ids": ds.kg.entities.ids, "relation_ids": ds.kg.relations.ids}
+        if emb.proj is not None:
+            arrays["proj"] = emb.proj
+        tmp = output.with_name(f".{output.name}.tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(output)
+        console.print(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ablation")(ablation_cmd)
+    app.command("kge")(kge_cmd)

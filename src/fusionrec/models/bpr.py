@@ -1,0 +1,106 @@
+"""BPR-MF (Rendle et al. 2009): matrix factorisation trained with the pairwise BPR loss.
+
+Each training interaction (u, i) is paired with ``num_negatives`` items drawn uniformly among
+the items u has not interacted with; the loss is ``-log σ(x_ui - x_uj)`` averaged over pairs,
+plus an optional L2 penalty on the embeddings of the batch (``reg_weight``). Batches are made
+vectorised: one permutation and one negative draw per epoch, then slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.data.samplers import NegativeSampler
+from fusionrec.models.base import Capabilities
+from fusionrec.models.registry import register
+from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.training.config import TrainConfig
+
+__all__ = ["BPR", "BPRConfig", "BPRModule"]
+
+
+class BPRConfig(TrainConfig):
+    """BPR-MF settings; the training fields are the shared Trainer's, with defaults tuned for
+    MovieLens-100k (RS 8:1:1): NDCG@10 ≈ 0.30 in a few seconds on two CPU cores."""
+
+    embedding_size: int = Field(64, ge=1)
+    """Dimension of the user and item embeddings."""
+    reg_weight: float = Field(0.0, ge=0)
+    """L2 penalty on the batch's user/positive/negative embeddings (per example)."""
+    epochs: int = Field(60, ge=1)
+    """Maximum number of passes over the training interactions."""
+    batch_size: int = Field(4096, ge=1)
+    """Positive interactions per optimisation step."""
+    lr: float = Field(5e-3, gt=0)
+    """Learning rate."""
+    patience: int = Field(5, ge=0)
+    """Evaluations without improvement before stopping (0 = never stop early)."""
+    weight_decay: float = Field(0.0, ge=0)
+    """Decoupled (adamw) or L2 (adam, sgd) weight decay on all embeddings."""
+
+
+class BPRModule(torch.nn.Module):
+    """User and item embedding tables; the score is their dot product."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, reg_weight: float) -> None:
+        super().__init__()
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(n_items, dim)
+        self.reg_weight = reg_weight
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | torch.Tensor:
+        u = self.user(batch["user"])  # (B, d)
+        p = self.item(batch["pos"])  # (B, d)
+        n = self.item(batch["neg"])  # (B, n_neg, d)
+        pos = (u * p).sum(-1, keepdim=True)
+        neg = torch.einsum("bd,bnd->bn", u, n)
+        bpr = -F.logsigmoid(pos - neg).mean()
+        if self.reg_weight <= 0:
+            return bpr
+        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / u.shape[0]
+        return {"bpr": bpr, "reg": self.reg_weight * reg}
+
+
+@register("bpr")
+class BPR(TorchRecommender):
+    """BPR-MF: user/item embeddings trained with the pairwise BPR loss and uniform negatives."""
+
+    Config = BPRConfig
+    capabilities = Capabilities(gpu=True)
+
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        m = dataset.matrix("csr")
+        self._users = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        self._items = m.indices.astype(np.int64)
+        self._sampler = NegativeSampler(m)
+
+    def build_module(self) -> torch.nn.Module:
+        c = self.config
+        return BPRModule(self.n_users, self.n_items, c.embedding_size, c.reg_weight)
+
+    def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        order = rng.permutation(len(self._users))
+        users, items = self._users[order], self._items[order]
+        negs = self._sampler.sample(users, self.config.num_negatives, rng)
+        dev = self.device_
+        u_t, i_t, n_t = (torch.from_numpy(a).to(dev) for a in (users, items, negs))
+        bs = self.config.batch_size
+        for s in range(0, len(users), bs):
+            yield {"user": u_t[s : s + bs], "pos": i_t[s : s + bs], "neg": n_t[s : s + bs]}
+
+    def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        u = self.module_.user.weight[users]
+        it = self.module_.item.weight if items is None else self.module_.item.weight[items]
+        return u @ it.T
+
+    def item_vectors(self) -> np.ndarray:
+        """The item embedding matrix (n_items, embedding_size)."""
+        self._require_fitted()
+        return self.module_.item.weight.detach().float().cpu().numpy()

@@ -1,0 +1,311 @@
+"""``lm_mf``: BPR matrix factorisation whose item vectors fuse an ID embedding with the item's
+pretrained text embedding.
+
+item vector = ModalityFusion(kind)(ID embedding, text embedding), user vector = a free
+embedding, score = dot product, trained with the BPR loss on the shared Trainer. Items without
+training interactions have their ID part masked (their ID embedding never learned anything),
+and warm items drop it with probability ``id_dropout`` while training, so the text path alone
+must rank well: a cold item is scored from its text. Ad-hoc users (``score_histories``) get the
+mean of their history's item vectors.
+
+The text embeddings come from ``dataset.item_embeddings["text"]`` when present, else from
+``encode_items`` (cached on disk). ``encoder_finetune`` = "top_n"/"lora" trains the language
+model too (see ``fusionrec.encoders.finetune``) at ``encoder_lr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.data.samplers import NegativeSampler
+from fusionrec.encoders.text import DEFAULT_TEXT_MODEL
+from fusionrec.errors import ConfigError
+from fusionrec.models.base import Capabilities
+from fusionrec.models.registry import register
+from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.nn.fusion import ModalityFusion
+from fusionrec.training.config import TrainConfig
+
+__all__ = ["LMMF", "LMMFConfig", "LMTextConfig", "TextModelMixin"]
+
+
+class LMTextConfig(TrainConfig):
+    """Text-encoder settings shared by the LM-enhanced models."""
+
+    text_model: str = DEFAULT_TEXT_MODEL
+    """Text encoder: the bundled all-MiniLM-L6-v2, a sentence-transformers/HF name, or a local folder."""
+    text_template: str | None = None
+    """Item text template (see fusionrec.encoders.templates); None = the default template."""
+    text_embedding: str = "text"
+    """Use this precomputed ``dataset.item_embeddings`` matrix when present (else encode)."""
+    encode_batch_size: int = Field(64, ge=1)
+    """Texts per encoder pass when encoding items."""
+    encoder_finetune: Literal["frozen", "top_n", "lora"] = "frozen"
+    """Language-model training: frozen (cached embeddings), top_n layers unfrozen, or LoRA adapters."""
+    encoder_top_n: int = Field(1, ge=1)
+    """Transformer layers unfrozen from the top when encoder_finetune='top_n'."""
+    encoder_lr: float = Field(2e-5, gt=0)
+    """Learning rate of the language model's trainable weights (separate from ``lr``)."""
+    lora_r: int = Field(8, ge=1)
+    """LoRA rank when encoder_finetune='lora'."""
+    lora_alpha: int = Field(16, ge=1)
+    """LoRA scaling alpha when encoder_finetune='lora'."""
+    live_items: int = Field(64, ge=1)
+    """When fine-tuning: most distinct items re-embedded with gradients per training step."""
+
+
+class TextModelMixin:
+    """Text plumbing of the LM models: item text matrix, text bank, query encoding, persistence
+    of the fine-tuned encoder weights."""
+
+    config: LMTextConfig
+
+    def _prepare_text(self, dataset: Dataset) -> None:
+        from fusionrec.encoders.templates import render_item_texts
+        from fusionrec.encoders.text import encode_items
+
+        c = self.config
+        need_texts = c.encoder_finetune != "frozen"
+        self.item_texts_: list[str] | None = (
+            render_item_texts(dataset, c.text_template) if need_texts else None
+        )
+        if c.text_embedding in dataset.item_embeddings and not need_texts:
+            mat = np.asarray(dataset.item_embeddings[c.text_embedding], dtype=np.float32)
+        else:
+            mat = encode_items(
+                dataset, c.text_model, c.text_template, batch_size=c.encode_batch_size
+            )
+        self.text_init_ = mat
+        self.text_dim_ = int(mat.shape[1])
+
+    def _text_bank(self):
+        from fusionrec.encoders.finetune import build_text_bank
+
+        c = self.config
+        init = getattr(self, "text_init_", None)
+        if init is None:
+            init = np.zeros((self.n_items, self.text_dim_), np.float32)
+        return build_text_bank(
+            init,
+            getattr(self, "item_texts_", None),
+            c.text_model,
+            c.encoder_finetune,
+            str(self.device_),
+            top_n=c.encoder_top_n,
+            lora_r=c.lora_r,
+            lora_alpha=c.lora_alpha,
+            live_items=c.live_items,
+        )
+
+    def _text_extra_state(self) -> dict[str, np.ndarray]:
+        out = {"text_dim": np.array([self.text_dim_], dtype=np.int64)}
+        for k, v in self.module_.bank.trainable_state().items():
+            out[f"encoder.{k}"] = v
+        return out
+
+    def _text_load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        self.text_dim_ = int(state["text_dim"][0])
+        self.text_init_ = None
+        self.item_texts_ = None
+        self._pending_encoder_state = {
+            k[8:]: v for k, v in state.items() if k.startswith("encoder.")
+        }
+
+    def _text_after_load(self) -> None:
+        pending = getattr(self, "_pending_encoder_state", None)
+        if pending:
+            self.module_.bank.load_trainable_state(pending)
+        self._pending_encoder_state = None
+
+    # ------------------------------------------------------------------ text search
+    def item_text_vectors(self) -> np.ndarray:
+        """The items' text embeddings (n_items, text_dim) as the model saw them."""
+        self._require_fitted()
+        return self.module_.bank.memory.detach().float().cpu().numpy()
+
+    def encode_query(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Embed free text with the model's encoder (the fine-tuned one when fine-tuned)."""
+        from fusionrec.encoders.text import encode_queries
+
+        self._require_fitted()
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        enc = self.module_.bank.encoder
+        if enc is not None:
+            return enc.encode(texts)
+        return encode_queries(texts, self.config.text_model)
+
+    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
+        """Items ranked by cosine similarity of their text embedding to ``query``."""
+        q = self.encode_query(query)[0]
+        m = self.item_text_vectors()
+        sims = (m @ q) / np.maximum(np.linalg.norm(m, axis=1) * np.linalg.norm(q), 1e-12)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(str(self.items_.ids[i]), float(sims[i])) for i in top]
+
+
+class LMMFConfig(LMTextConfig):
+    """Settings of lm_mf (BPR-MF with ID/text fusion)."""
+
+    embedding_dim: int = Field(64, ge=1)
+    """Width of user, item-ID and fused item vectors."""
+    fusion: Literal["add", "concat", "gate", "attention"] = "gate"
+    """How an item's ID embedding and text embedding are fused."""
+    use_text: bool = True
+    """False = plain BPR-MF on IDs (the ID-only baseline)."""
+    use_id: bool = True
+    """False = items are their projected text only."""
+    id_dropout: float = Field(0.3, ge=0, lt=1)
+    """Probability of hiding a warm item's ID part during training (text must carry it alone)."""
+    reg_weight: float = Field(1e-4, ge=0)
+    """L2 penalty on the batch's user and fused item vectors."""
+    epochs: int = Field(50, ge=1)
+    """Maximum number of passes over the training data."""
+
+
+class _LMMFModule(nn.Module):
+    def __init__(
+        self, n_users: int, n_items: int, c: LMMFConfig, bank: nn.Module | None, warm: torch.Tensor
+    ) -> None:
+        super().__init__()
+        d = c.embedding_dim
+        self.c = c
+        self.user = nn.Embedding(n_users, d)
+        self.item = nn.Embedding(n_items, d) if c.use_id else None
+        self.bank = bank
+        self.fusion = ModalityFusion(
+            c.fusion, d if c.use_id else 0, {"text": bank.dim} if bank is not None else {}, d
+        )
+        self.register_buffer("warm", warm)
+
+    def item_vecs(self, items: torch.Tensor) -> torch.Tensor:
+        ids = self.item(items) if self.item is not None else None
+        mods = {"text": self.bank(items)} if self.bank is not None else {}
+        id_mask = self.warm[items]
+        if self.training and self.c.id_dropout > 0 and self.bank is not None:
+            id_mask = id_mask & (torch.rand(items.shape, device=items.device) >= self.c.id_dropout)
+        return self.fusion(ids, mods, {"id": id_mask})
+
+    def all_items(self) -> torch.Tensor:
+        return self.item_vecs(torch.arange(self.warm.shape[0], device=self.warm.device))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        u = self.user(batch["user"])
+        items = torch.cat([batch["pos"], batch["neg"]])
+        v = self.item_vecs(items)
+        p, n = v[: len(batch["pos"])], v[len(batch["pos"]) :]
+        bpr = -torch.nn.functional.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
+        reg = self.c.reg_weight * (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(u)
+        return {"bpr": bpr, "reg": reg}
+
+    def param_groups(self, lr: float) -> list[dict]:
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+        if self.bank is not None:
+            groups += self.bank.param_groups(self.c.encoder_lr)
+        return groups
+
+
+@register("lm_mf")
+class LMMF(TextModelMixin, TorchRecommender):
+    """BPR-MF whose item vectors fuse ID and pretrained-text embeddings (add/concat/gate/attention)."""
+
+    Config = LMMFConfig
+    capabilities = Capabilities(needs_text=True, cold_start_items=True, cold_start_users=True)
+
+    def check_dataset(self, dataset: Dataset) -> None:
+        if self.config.use_text:
+            super().check_dataset(dataset)
+        elif dataset.n_interactions == 0:  # the ID-only baseline needs no text
+            raise ConfigError(f"dataset {dataset.name!r} has no interactions to fit on")
+
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        self.warm_ = dataset.item_popularity() > 0
+        self.sampler_ = NegativeSampler(dataset.matrix("csr"))
+        if self.config.use_text:
+            self._prepare_text(dataset)
+
+    def build_module(self) -> nn.Module:
+        bank = self._text_bank() if self.config.use_text else None
+        warm = torch.as_tensor(np.asarray(self.warm_, dtype=bool))
+        return _LMMFModule(self.n_users, self.n_items, self.config, bank, warm)
+
+    def _init_std(self) -> float:
+        return 0.1
+
+    def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
+        m = self.module_
+        if m.bank is not None and m.bank.finetuning and getattr(self, "_epochs_seen", 0) > 0:
+            m.bank.refresh(self.config.encode_batch_size)
+        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+        n = dataset.n_interactions
+        order = rng.permutation(n)
+        users, pos = dataset.user_idx[order], dataset.item_idx[order]
+        # negatives come from warm items only: sampling never-interacted (cold) items as
+        # negatives would teach the text path that their texts are bad
+        warm_items = np.flatnonzero(self.warm_)
+        neg = warm_items[rng.integers(0, len(warm_items), size=n)]
+        for _ in range(10):
+            bad = self.sampler_.is_positive(users, neg)
+            if not bad.any():
+                break
+            neg[bad] = warm_items[rng.integers(0, len(warm_items), size=int(bad.sum()))]
+        bs = self.config.batch_size
+        dev = self.device_
+        for s in range(0, n, bs):
+            yield {
+                "user": torch.as_tensor(users[s : s + bs], device=dev),
+                "pos": torch.as_tensor(pos[s : s + bs], device=dev),
+                "neg": torch.as_tensor(neg[s : s + bs], device=dev),
+            }
+
+    def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        m = self.module_
+        v = m.all_items() if items is None else m.item_vecs(items)
+        return m.user(users) @ v.T
+
+    @torch.no_grad()
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores for ad-hoc users: the user vector is the mean of their history's item vectors."""
+        self._require_fitted()
+        m = self.module_.eval()
+        v = m.all_items()
+        out = torch.zeros((len(histories), v.shape[0]))
+        for r, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64)
+            if len(h):
+                out[r] = v[torch.as_tensor(h, device=v.device)].mean(0) @ v.T
+            else:
+                out[r] = torch.as_tensor(np.log1p(self.item_pop_))
+        return out.numpy().astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        with torch.no_grad():
+            return self.module_.eval().all_items().cpu().numpy()
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        self._epochs_seen = 0
+        super()._fit(dataset, valid, seed)
+        self.sampler_ = None
+        self.text_init_ = None
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        out = {"warm": np.asarray(self.warm_, dtype=np.int8)}
+        if self.config.use_text:
+            out.update(self._text_extra_state())
+        return out
+
+    def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        self.warm_ = state["warm"].astype(bool)
+        if self.config.use_text:
+            self._text_load_extra_state(state)
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._set_state(state)
+        if self.config.use_text:
+            self._text_after_load()

@@ -1,0 +1,232 @@
+"""SASRec (Kang & McAuley 2018): causal self-attention over each user's time-ordered history.
+
+Training: each user's training sequence is cut into windows of ``max_len + 1`` items (from the
+most recent backwards, so every interaction but a user's first is a target exactly once); a
+window's first ``max_len`` items are the input and the same items shifted by one the targets, so
+every prefix position is a training sample in one vectorised pass. Loss: full softmax
+cross-entropy over all items (``ce``, default), or ``bpr``/``bce`` against one uniform negative
+per position.
+
+Scoring a known user: the representation at the last position of the user's stored history.
+At fit time the history is the training sequence; when ``history_includes_valid`` (default) and
+a validation set is given, its interactions are appended (merged by time) once training and
+early stopping are done, so the fitted model represents "now" (the RecBole convention: test
+predictions see train + valid). ``score_histories`` scores ad-hoc histories (unknown users).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.models.base import Capabilities
+from fusionrec.models.registry import register
+from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.nn.transformer import CausalTransformer
+from fusionrec.training.config import TrainConfig
+
+__all__ = ["SASRec", "SASRecConfig", "pad_histories", "training_windows"]
+
+
+class SASRecConfig(TrainConfig):
+    """SASRec hyper-parameters (plus the shared training settings)."""
+
+    max_len: int = Field(50, ge=1)
+    """Longest history the model reads (older items are dropped)."""
+    hidden_size: int = Field(64, ge=1)
+    """Embedding and attention width."""
+    n_layers: int = Field(2, ge=1)
+    """Self-attention blocks."""
+    n_heads: int = Field(2, ge=1)
+    """Attention heads (must divide hidden_size)."""
+    inner_size: int = Field(256, ge=1)
+    """Feed-forward width inside each block."""
+    dropout: float = Field(0.3, ge=0, lt=1)
+    """Dropout on embeddings and block outputs."""
+    attn_dropout: float = Field(0.3, ge=0, lt=1)
+    """Dropout on attention weights."""
+    loss: Literal["ce", "bpr", "bce"] = "ce"
+    """'ce': full softmax cross-entropy over all items; 'bpr'/'bce': one uniform negative per position."""
+    history_includes_valid: bool = True
+    """After fitting, append the validation interactions to each user's stored history."""
+    batch_size: int = Field(128, ge=1)
+    """Training windows (sequences of up to max_len positions) per optimisation step."""
+    epochs: int = Field(200, ge=1)
+    """Maximum number of passes over the training windows."""
+
+
+def pad_histories(histories: Sequence[np.ndarray], max_len: int, n_items: int) -> np.ndarray:
+    """Left-padded ``(len(histories), max_len)`` matrix of item index + 1 (0 = padding), last items kept."""
+    out = np.zeros((len(histories), max_len), dtype=np.int64)
+    for r, h in enumerate(histories):
+        h = np.asarray(h, dtype=np.int64)[-max_len:]
+        if len(h) and (h.min() < 0 or h.max() >= n_items):
+            raise ValueError(f"history {r} has item indices outside 0..{n_items - 1}")
+        if len(h):
+            out[r, max_len - len(h) :] = h + 1
+    return out
+
+
+def training_windows(seqs: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets), both ``(n_windows, max_len)`` of item index + 1, left-padded with 0.
+
+    Each sequence of m >= 2 items gives ceil((m - 1) / max_len) windows ending at m, m - max_len, ...
+    so every item but the first is a target once, seen with up to max_len items of context.
+    """
+    lens = np.array([len(s) for s in seqs], dtype=np.int64)
+    flat = (
+        np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+        if len(seqs)
+        else np.zeros(0, np.int64)
+    )
+    starts = np.cumsum(lens) - lens
+    n_win = np.where(lens >= 2, -(-(lens - 1) // max_len), 0)
+    owner = np.repeat(np.arange(len(seqs)), n_win)
+    k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)
+    end = starts[owner] + lens[owner] - k * max_len  # exclusive flat end of each window's targets
+    start = starts[owner]
+    tpos = end[:, None] - max_len + np.arange(max_len)[None, :]  # target flat positions
+    valid = (tpos - 1) >= start[:, None]
+    tpos_c = np.clip(tpos, 0, max(len(flat) - 1, 0))
+    ipos_c = np.clip(tpos - 1, 0, max(len(flat) - 1, 0))
+    targets = (
+        np.where(valid, flat[tpos_c] + 1, 0) if len(flat) else np.zeros((0, max_len), np.int64)
+    )
+    inputs = np.where(valid, flat[ipos_c] + 1, 0) if len(flat) else np.zeros((0, max_len), np.int64)
+    return inputs.astype(np.int64), targets.astype(np.int64)
+
+
+def _merged_sequences(parts: Sequence[Dataset], n_users: int) -> list[np.ndarray]:
+    """Per-user item sequences over several Datasets, ordered by time (then by part and row)."""
+    u = np.concatenate([d.user_idx for d in parts])
+    i = np.concatenate([d.item_idx for d in parts])
+    ts = np.concatenate(
+        [d.timestamp if d.timestamp is not None else np.zeros(d.n_interactions) for d in parts]
+    )
+    order = np.lexsort((np.arange(len(u)), ts, u))
+    bounds = np.searchsorted(u[order], np.arange(n_users + 1))
+    items = i[order]
+    return [items[bounds[x] : bounds[x + 1]] for x in range(n_users)]
+
+
+class SASRecModule(nn.Module):
+    """Item + learned position embeddings, causal transformer, tied output embeddings."""
+
+    def __init__(self, n_items: int, c: SASRecConfig) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.loss_kind = c.loss
+        self.item_emb = nn.Embedding(n_items + 1, c.hidden_size)  # row 0 = padding
+        self.pos_emb = nn.Embedding(c.max_len, c.hidden_size)
+        self.drop = nn.Dropout(c.dropout)
+        self.encoder = CausalTransformer(
+            c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.dropout, c.attn_dropout
+        )
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) padded item codes -> (B, L, d) causal representations."""
+        valid = seq > 0
+        x = self.item_emb(seq) * valid.unsqueeze(-1) + self.pos_emb.weight[None, : seq.shape[1]]
+        return self.encoder(self.drop(x), valid)
+
+    def last(self, seq: torch.Tensor) -> torch.Tensor:
+        """Representation at the last (most recent) position."""
+        return self.encode(seq)[:, -1]
+
+    def item_weights(self) -> torch.Tensor:
+        return self.item_emb.weight[1:]
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.encode(batch["inputs"])
+        tgt = batch["targets"]
+        sel = tgt > 0
+        hv, tv = h[sel], tgt[sel]
+        if self.loss_kind == "ce":
+            return F.cross_entropy(hv @ self.item_weights().T, tv - 1)
+        pos = (hv * self.item_emb(tv)).sum(-1)
+        neg = (hv * self.item_emb(batch["negatives"][sel])).sum(-1)
+        if self.loss_kind == "bpr":
+            return -F.logsigmoid(pos - neg).mean()
+        return -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
+
+
+@register("sasrec")
+class SASRec(TorchRecommender):
+    """SASRec: next-item prediction by causal self-attention over the user's history."""
+
+    Config = SASRecConfig
+    capabilities = Capabilities(sequential=True, needs_timestamps=True, cold_start_users=True)
+    config: SASRecConfig
+
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        c = self.config
+        seqs = dataset.sequences()
+        self.inputs_, self.targets_ = training_windows(seqs, c.max_len)
+        self.hist_ = pad_histories(seqs, c.max_len, self.n_items)
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        super()._fit(dataset, valid, seed)
+        self.inputs_ = self.targets_ = None  # training windows are not needed after fit
+        if self.config.history_includes_valid and valid is not None and valid.n_interactions:
+            seqs = _merged_sequences([dataset, valid], self.n_users)
+            self.hist_ = pad_histories(seqs, self.config.max_len, self.n_items)
+
+    def build_module(self) -> nn.Module:
+        return SASRecModule(self.n_items, self.config)
+
+    def _init_std(self) -> float:
+        return 0.02
+
+    def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
+        n = len(self.inputs_)
+        perm = rng.permutation(n)
+        bs = self.config.batch_size
+        for s in range(0, n, bs):
+            rows = perm[s : s + bs]
+            batch = {"inputs": self.inputs_[rows], "targets": self.targets_[rows]}
+            if self.config.loss != "ce":
+                neg = rng.integers(1, self.n_items + 1, size=batch["targets"].shape)
+                clash = neg == batch["targets"]
+                neg[clash] = neg[clash] % self.n_items + 1
+                batch["negatives"] = neg
+            yield {k: torch.as_tensor(v, device=self.device_) for k, v in batch.items()}
+
+    def _score_seqs(self, seq: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        h = self.module_.last(seq)
+        w = self.module_.item_weights()
+        if items is not None:
+            w = w[items]
+        return h @ w.T
+
+    def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        seq = torch.as_tensor(self.hist_[users.cpu().numpy()], device=self.device_)
+        return self._score_seqs(seq, items)
+
+    @torch.no_grad()
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores (len(histories), n_items) for ad-hoc time-ordered item-index histories."""
+        self._require_fitted()
+        self.module_.eval()
+        seq = torch.as_tensor(
+            pad_histories(histories, self.config.max_len, self.n_items), device=self.device_
+        )
+        out = [self._score_seqs(seq[s : s + 1024], None) for s in range(0, len(seq), 1024)]
+        if not out:
+            return np.zeros((0, self.n_items), np.float32)
+        return torch.cat(out).float().cpu().numpy()
+
+    def item_vectors(self) -> np.ndarray:
+        return self.module_.item_weights().detach().float().cpu().numpy()
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"history": self.hist_}
+
+    def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        self.hist_ = np.asarray(state["history"], dtype=np.int64)

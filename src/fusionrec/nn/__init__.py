@@ -1,0 +1,1 @@
+"""Reusable torch parts: MLPs, losses, graph propagation (one file per family)."""

@@ -1,0 +1,263 @@
+"""The /v1 read API and feedback."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
+
+from fusionrec.errors import ConfigError, UnknownIdError
+from fusionrec.explain import explain_item
+from fusionrec.serving import engine
+from fusionrec.serving.deps import get_model_state, get_service, require_key
+from fusionrec.serving.engine import ModelState
+from fusionrec.serving.schemas import (
+    Contribution,
+    ExplainResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    HistoryEntry,
+    HistoryResponse,
+    ModelInfoOut,
+    ModelsResponse,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarItem,
+    SimilarResponse,
+    UsersResponse,
+)
+from fusionrec.serving.service import Service
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+log = logging.getLogger("fusionrec.serving")
+
+
+def _title(state: ModelState, i: int) -> str | None:
+    return state.catalog.title(int(i))
+
+
+@router.post("/recommend", response_model=RecommendResponse)
+def recommend(
+    req: RecommendRequest,
+    svc: Service = Depends(get_service),
+    state: ModelState = Depends(get_model_state),
+) -> RecommendResponse:
+    """Top-k items for a user (known, new with feedback, or anonymous with a history)."""
+    if req.k > svc.settings.max_k:
+        raise HTTPException(
+            422, f"k={req.k} is above this service's limit max_k={svc.settings.max_k}"
+        )
+    genre = req.filters.genre if req.filters else None
+    key = (
+        state.version,
+        req.user_id,
+        req.k,
+        req.exclude_seen,
+        genre,
+        tuple(req.history or ()),
+        req.diversity,
+    )
+    hit = svc.cache.get(key)
+    if hit is not None:
+        svc.metrics.cache.labels("hit").inc()
+        svc.metrics.recommended(hit.strategy, hit.fallback)
+        return hit.model_copy(update={"cached": True})
+    svc.metrics.cache.labels("miss").inc()
+    events = svc.events.items_for_user(req.user_id)
+    try:
+        ans = engine.recommend(
+            state,
+            req.user_id,
+            req.k,
+            req.exclude_seen,
+            genre,
+            req.history,
+            events,
+            req.diversity,
+            svc.settings.ann_candidates,
+        )
+    except ConfigError as e:
+        raise HTTPException(422, str(e)) from None
+    ids = state.model.items_.ids
+    out = RecommendResponse(
+        user_id=req.user_id,
+        items=[
+            RecommendedItem(item_id=str(ids[i]), rank=r, score=float(s), title=_title(state, i))
+            for r, (i, s) in enumerate(zip(ans.items, ans.scores, strict=True), 1)
+        ],
+        fallback=ans.fallback,
+        strategy=ans.strategy,
+        model_version=state.version,
+    )
+    svc.cache.put(req.user_id, key, out)
+    svc.metrics.recommended(ans.strategy, ans.fallback)
+    log.debug("recommend user=%s k=%d strategy=%s", svc.pseudo(req.user_id), req.k, ans.strategy)
+    return out
+
+
+@router.get("/items/{item_id}/similar", response_model=SimilarResponse)
+def similar(
+    item_id: str,
+    k: int = Query(10, ge=1, le=1000),
+    svc: Service = Depends(get_service),
+    state: ModelState = Depends(get_model_state),
+) -> SimilarResponse:
+    """The k items most similar to ``item_id``."""
+    if k > svc.settings.max_k:
+        raise HTTPException(422, f"k={k} is above this service's limit max_k={svc.settings.max_k}")
+    i = _item(state, item_id)
+    df = state.model.similar_items([item_id], k)
+    idx = state.model.items_.to_idx(df["similar_item_id"].to_numpy(dtype=object))
+    return SimilarResponse(
+        item_id=item_id,
+        title=_title(state, i),
+        items=[
+            SimilarItem(item_id=str(s), rank=int(r), score=float(sc), title=_title(state, j))
+            for s, r, sc, j in zip(df["similar_item_id"], df["rank"], df["score"], idx, strict=True)
+        ],
+    )
+
+
+def _item(state: ModelState, item_id: str) -> int:
+    try:
+        return state.model.items_.index(item_id)
+    except UnknownIdError:
+        raise HTTPException(404, f"unknown item {item_id!r}") from None
+
+
+def _train_items(state: ModelState, user_id: str) -> tuple[bool, np.ndarray]:
+    u = int(state.model.users_.to_idx([user_id], unknown="mask")[0])
+    if u < 0:
+        return False, np.zeros(0, np.int64)
+    s = state.model.seen_
+    return True, s.indices[s.indptr[u] : s.indptr[u + 1]].astype(np.int64)
+
+
+@router.get("/users/{user_id}/history", response_model=HistoryResponse)
+def history(
+    user_id: str, svc: Service = Depends(get_service), state: ModelState = Depends(get_model_state)
+) -> HistoryResponse:
+    """The user's training items and feedback events. 404 for a user the service knows nothing of."""
+    known, train = _train_items(state, user_id)
+    events = svc.events.for_user(user_id)
+    if not known and not events:
+        raise HTTPException(404, f"unknown user {user_id!r} (no training data and no feedback)")
+    ids = state.model.items_.ids
+    items = [
+        HistoryEntry(item_id=str(ids[i]), title=_title(state, i), source="train") for i in train
+    ]
+    for e in events:
+        j = int(state.model.items_.to_idx([e.item_id], unknown="mask")[0])
+        items.append(
+            HistoryEntry(
+                item_id=e.item_id,
+                title=_title(state, j) if j >= 0 else None,
+                source="feedback",
+                event=e.event,
+                value=e.value,
+                ts=e.ts,
+            )
+        )
+    return HistoryResponse(user_id=user_id, known=known, items=items)
+
+
+@router.get("/explain", response_model=ExplainResponse)
+def explain(
+    user_id: str = Query(min_length=1, max_length=256),
+    item_id: str = Query(min_length=1, max_length=256),
+    top: int = Query(5, ge=1, le=50),
+    svc: Service = Depends(get_service),
+    state: ModelState = Depends(get_model_state),
+) -> ExplainResponse:
+    """Why ``item_id`` suits ``user_id``: the history items that contributed most, and shared genres."""
+    i = _item(state, item_id)
+    known, train = _train_items(state, user_id)
+    ev = engine._known(state, svc.events.items_for_user(user_id))
+    hist = np.concatenate([train, ev[~np.isin(ev, train)]])
+    if not known and len(hist) == 0:
+        raise HTTPException(404, f"unknown user {user_id!r} (no training data and no feedback)")
+    model = state.model
+    score = None
+    try:
+        if known and len(ev) == 0:
+            score = float(
+                model.score_indices(np.array([state.model.users_.index(user_id)]), np.array([i]))[
+                    0, 0
+                ]
+            )
+        elif model.capabilities.cold_start_users:
+            score = float(np.asarray(model.score_histories([hist]))[0, i])
+    except NotImplementedError:
+        score = None
+    ex = explain_item(model, hist, i, state.catalog.genres, top)
+    ids = model.items_.ids
+    return ExplainResponse(
+        user_id=user_id,
+        item_id=item_id,
+        title=_title(state, i),
+        score=score,
+        method=ex.method,
+        contributions=[
+            Contribution(item_id=str(ids[h]), title=_title(state, h), weight=w)
+            for h, w in ex.contributions
+        ],
+        shared_features=ex.shared_features,
+    )
+
+
+@router.post("/feedback", response_model=FeedbackResponse, status_code=201)
+async def feedback(req: FeedbackRequest, svc: Service = Depends(get_service)) -> FeedbackResponse:
+    """Store an event durably; the user's next recommendation already reflects it."""
+    eid = await run_in_threadpool(
+        svc.events.add, req.user_id, req.item_id, req.event, req.value, req.ts
+    )
+    svc.cache.invalidate_user(req.user_id)
+    svc.metrics.feedback.labels(req.event).inc()
+    log.info("feedback user=%s event=%s", svc.pseudo(req.user_id), req.event)
+    return FeedbackResponse(id=eid)
+
+
+@router.get("/models", response_model=ModelsResponse)
+def models(
+    svc: Service = Depends(get_service), state: ModelState = Depends(get_model_state)
+) -> ModelsResponse:
+    """The model being served and the versions available in the registry."""
+    from fusionrec.serving.engine import _natural_key
+
+    versions: list[str] = []
+    reg = svc.settings.registry
+    if reg is not None and reg.is_dir():
+        versions = sorted(
+            (
+                p.name
+                for p in reg.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()
+            ),
+            key=_natural_key,
+        )
+    m = state.model
+    return ModelsResponse(
+        serving=ModelInfoOut(
+            name=m.name,
+            version=state.version,
+            path=state.path,
+            n_users=m.n_users,
+            n_items=m.n_items,
+            loaded_at=state.loaded_at,
+            ann=None if state.ann is None else state.ann.kind,
+            params=m.config.model_dump(mode="json"),
+        ),
+        available_versions=versions,
+    )
+
+
+@router.get("/users", response_model=UsersResponse)
+def users(
+    limit: int = Query(50, ge=1, le=1000), state: ModelState = Depends(get_model_state)
+) -> UsersResponse:
+    """The first ``limit`` known user ids (for pickers)."""
+    ids = state.model.users_.ids
+    return UsersResponse(users=[str(u) for u in ids[:limit]], total=len(ids))

@@ -1,0 +1,208 @@
+"""Request and response bodies of the HTTP API (kept apart from internal types)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Filters",
+    "RecommendRequest",
+    "RecommendedItem",
+    "RecommendResponse",
+    "SimilarItem",
+    "SimilarResponse",
+    "HistoryEntry",
+    "HistoryResponse",
+    "Contribution",
+    "ExplainResponse",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "ModelInfoOut",
+    "ModelsResponse",
+    "ReloadResponse",
+    "UsersResponse",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Filters(_In):
+    genre: str | None = Field(None, min_length=1, max_length=64)
+    """Keep only items whose genre list contains this genre (case-insensitive)."""
+
+
+class RecommendRequest(_In):
+    user_id: str = Field(min_length=1, max_length=256)
+    """External user id (unknown ids get a fallback answer)."""
+    k: int = Field(10, ge=1, le=1000)
+    """How many items to return (the service may cap it lower, see ``max_k``)."""
+    exclude_seen: bool = True
+    """Leave out items the user already interacted with (training data and feedback events)."""
+    filters: Filters | None = None
+    """Optional item filters."""
+    history: list[str] | None = Field(None, max_length=1000)
+    """Item ids for an anonymous or cold user (added to what the service knows of the user)."""
+    diversity: float = Field(0.0, ge=0.0, le=1.0)
+    """MMR diversity weight: 0 = pure relevance, 1 = only diversity."""
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    """External item id."""
+    rank: int
+    """1-based position."""
+    score: float
+    """Model score (higher is better; popularity count for the popular fallback)."""
+    title: str | None = None
+    """Display title when the catalog has one."""
+
+
+class RecommendResponse(BaseModel):
+    user_id: str
+    """The requested user id."""
+    items: list[RecommendedItem]
+    """Recommendations, best first."""
+    fallback: bool
+    """True when the user was unknown and a fallback policy (popular or content) answered."""
+    strategy: str
+    """model, ann, history, content or popular."""
+    model_version: str
+    """Version of the model that answered."""
+    cached: bool = False
+    """True when the answer came from the cache."""
+
+
+class SimilarItem(BaseModel):
+    item_id: str
+    """External item id."""
+    rank: int
+    """1-based position."""
+    score: float
+    """Similarity (cosine)."""
+    title: str | None = None
+    """Display title."""
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    """The query item."""
+    title: str | None = None
+    """Its title."""
+    items: list[SimilarItem]
+    """Most similar items, best first."""
+
+
+class HistoryEntry(BaseModel):
+    item_id: str
+    """External item id."""
+    title: str | None = None
+    """Display title."""
+    source: Literal["train", "feedback"]
+    """Where the service knows it from: the model's training data or a feedback event."""
+    event: str | None = None
+    """Event type for feedback entries."""
+    value: float | None = None
+    """Event value (e.g. the rating) for feedback entries."""
+    ts: float | None = None
+    """Event time (seconds since epoch) for feedback entries."""
+
+
+class HistoryResponse(BaseModel):
+    user_id: str
+    """The user."""
+    known: bool
+    """Whether the model saw this user in training."""
+    items: list[HistoryEntry]
+    """Training items, then feedback events oldest first."""
+
+
+class Contribution(BaseModel):
+    item_id: str
+    """A history item."""
+    title: str | None = None
+    """Its title."""
+    weight: float
+    """How much it contributed (method-dependent scale)."""
+
+
+class ExplainResponse(BaseModel):
+    user_id: str
+    """The user."""
+    item_id: str
+    """The explained item."""
+    title: str | None = None
+    """Its title."""
+    score: float | None = None
+    """The model's score for the pair (None when it cannot be computed)."""
+    method: str
+    """history_scores (item-item weights), item_vectors (cosine), co_occurrence or none."""
+    contributions: list[Contribution]
+    """History items that contributed most, strongest first."""
+    shared_features: dict[str, int]
+    """Genres the item shares with the user's history, with how many history items have each."""
+
+
+class FeedbackRequest(_In):
+    user_id: str = Field(min_length=1, max_length=256)
+    """External user id (new users are fine)."""
+    item_id: str = Field(min_length=1, max_length=256)
+    """External item id."""
+    event: Literal["view", "click", "rate", "purchase"]
+    """What happened."""
+    value: float | None = Field(None, ge=-1e6, le=1e6)
+    """Optional value (a rating for ``rate``)."""
+    ts: float | None = Field(None, ge=0)
+    """Event time in seconds since epoch (default: now)."""
+
+
+class FeedbackResponse(BaseModel):
+    id: int
+    """Id of the stored event."""
+    stored: bool = True
+    """Always true: the event was committed before this answer."""
+
+
+class ModelInfoOut(BaseModel):
+    name: str
+    """Registered model name."""
+    version: str
+    """Version being served."""
+    path: str | None
+    """Folder it was loaded from."""
+    n_users: int
+    """Users known to the model."""
+    n_items: int
+    """Items known to the model."""
+    loaded_at: float
+    """Load time (seconds since epoch)."""
+    ann: str | None
+    """ANN index kind (ivf, hnsw, flat) or None when scoring is exhaustive."""
+    params: dict
+    """Model hyper-parameters."""
+
+
+class ModelsResponse(BaseModel):
+    serving: ModelInfoOut
+    """The model answering requests now."""
+    available_versions: list[str]
+    """Versions in the registry folder (empty without a registry)."""
+
+
+class ReloadResponse(BaseModel):
+    version: str
+    """Version now served."""
+    previous: str | None
+    """Version served before."""
+    seconds: float
+    """Time to build the new model state."""
+
+
+class UsersResponse(BaseModel):
+    users: list[str]
+    """Some known user ids (for pickers)."""
+    total: int
+    """Number of known users."""

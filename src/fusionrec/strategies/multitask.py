@@ -1,0 +1,261 @@
+"""Multi-task learning: one model trained for several targets over shared user/item embeddings.
+
+Every training interaction (u, i) gives the input x = [e_u, e_i, e_u ⊙ e_i]. A *shared bottom*
+(one MLP) or an *MMoE* (``n_experts`` expert MLPs mixed by one softmax gate per task) turns x
+into a representation per task, and one tower per task predicts its target:
+
+- ``ranking``: implicit-feedback score, pairwise BPR loss against sampled negatives (this is
+  the score ``recommend`` ranks by; without it the predicted rating is used);
+- ``rating``: explicit rating regression (MSE, around the training mean);
+- ``genre``: multi-label prediction of the item's tags (BCE) from a ``token``/``token_seq``
+  item feature such as ml-100k's ``class`` (an auxiliary task).
+
+Task weights are fixed (``task_weights``) or learned by uncertainty weighting (Kendall et al.
+2018: L = Σ_t exp(-s_t)·L_t + s_t with learned log-variances s_t). Per-task metrics:
+:func:`rating_rmse` for ratings, the full-ranking Evaluator for the ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.data.samplers import NegativeSampler
+from fusionrec.errors import ConfigError
+from fusionrec.models.base import Capabilities
+from fusionrec.models.registry import register
+from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.training.config import TrainConfig
+
+__all__ = ["MultiTask", "MultiTaskConfig", "rating_rmse", "TASKS"]
+
+Task = Literal["ranking", "rating", "genre"]
+TASKS: tuple[str, ...] = ("ranking", "rating", "genre")
+
+
+class MultiTaskConfig(TrainConfig):
+    """Multi-task model settings (plus the shared Trainer's fields)."""
+
+    tasks: tuple[Task, ...] = ("ranking", "rating")
+    """Targets trained together (each once)."""
+    architecture: Literal["shared_bottom", "mmoe"] = "mmoe"
+    """Shared-bottom MLP, or a multi-gate mixture of experts."""
+    embedding_size: int = Field(32, ge=1)
+    """Dimension of the user and item embeddings."""
+    hidden: tuple[int, ...] = (64,)
+    """Hidden sizes of the shared bottom / of each expert (its last size is the output size)."""
+    n_experts: int = Field(4, ge=1)
+    """MMoE: number of experts."""
+    tower_hidden: int = Field(32, ge=1)
+    """Hidden size of each task tower."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout in the bottom/experts."""
+    weighting: Literal["fixed", "uncertainty"] = "fixed"
+    """Fixed task weights, or learned uncertainty weights."""
+    task_weights: tuple[float, ...] | None = None
+    """Fixed weights in the order of ``tasks`` (None = 1 each); with 'uncertainty', initial scales."""
+    genre_field: str = "class"
+    """Item feature (token or token_seq) predicted by the 'genre' task."""
+    epochs: int = Field(30, ge=1)
+    """Maximum number of passes over the training interactions."""
+    batch_size: int = Field(2048, ge=1)
+    """Interactions per optimisation step."""
+    lr: float = Field(3e-3, gt=0)
+    """Learning rate."""
+    patience: int = Field(3, ge=0)
+    """Evaluations without improvement before stopping (0 = never stop early)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MultiTaskConfig:
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("tasks must be a non-empty list of distinct task names")
+        if self.task_weights is not None and len(self.task_weights) != len(self.tasks):
+            raise ValueError(f"{len(self.task_weights)} task_weights for {len(self.tasks)} tasks")
+        return self
+
+
+def _mlp(sizes: list[int], dropout: float) -> torch.nn.Sequential:
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        if dropout > 0:
+            layers.append(torch.nn.Dropout(dropout))
+    return torch.nn.Sequential(*layers)
+
+
+class MultiTaskModule(torch.nn.Module):
+    """Embeddings, shared bottom or MMoE experts+gates, one tower per task."""
+
+    def __init__(self, n_users: int, n_items: int, config: MultiTaskConfig, n_genres: int, rating_mean: float) -> None:
+        super().__init__()
+        c = config
+        d = c.embedding_size
+        self.tasks = list(c.tasks)
+        self.user = torch.nn.Embedding(n_users, d)
+        self.item = torch.nn.Embedding(n_items, d)
+        sizes = [3 * d, *c.hidden]
+        self.mmoe = c.architecture == "mmoe"
+        if self.mmoe:
+            self.experts = torch.nn.ModuleList(_mlp(sizes, c.dropout) for _ in range(c.n_experts))
+            self.gates = torch.nn.ModuleDict({t: torch.nn.Linear(3 * d, c.n_experts) for t in self.tasks})
+        else:
+            self.bottom = _mlp(sizes, c.dropout)
+        out = {"ranking": 1, "rating": 1, "genre": max(n_genres, 1)}
+        self.towers = torch.nn.ModuleDict(
+            {t: torch.nn.Sequential(torch.nn.Linear(sizes[-1], c.tower_hidden), torch.nn.ReLU(), torch.nn.Linear(c.tower_hidden, out[t])) for t in self.tasks}
+        )
+        self.log_vars = torch.nn.Parameter(torch.zeros(len(self.tasks))) if c.weighting == "uncertainty" else None
+        w = c.task_weights or (1.0,) * len(self.tasks)
+        self.register_buffer("weights", torch.tensor(w, dtype=torch.float32))
+        self.register_buffer("rating_mean", torch.tensor(float(rating_mean)))
+
+    def heads(self, users: torch.Tensor, items: torch.Tensor, tasks: list[str]) -> dict[str, torch.Tensor]:
+        """Tower outputs for pairs (users[k], items[k]), for the given tasks."""
+        eu, ei = self.user(users), self.item(items)
+        x = torch.cat([eu, ei, eu * ei], -1)
+        if self.mmoe:
+            ex = torch.stack([e(x) for e in self.experts], -2)  # (..., E, h)
+            reps = {t: (torch.softmax(self.gates[t](x), -1).unsqueeze(-1) * ex).sum(-2) for t in tasks}
+        else:
+            h = self.bottom(x)
+            reps = {t: h for t in tasks}
+        return {t: self.towers[t](reps[t]) for t in tasks}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        users, pos = batch["user"], batch["pos"]
+        out = self.heads(users, pos, self.tasks)
+        losses: dict[str, torch.Tensor] = {}
+        if "ranking" in self.tasks:
+            neg = self.heads(users, batch["neg"], ["ranking"])["ranking"]
+            losses["ranking"] = -F.logsigmoid(out["ranking"] - neg).mean()
+        if "rating" in self.tasks:
+            pred = out["rating"].squeeze(-1) + self.rating_mean
+            losses["rating"] = F.mse_loss(pred, batch["rating"])
+        if "genre" in self.tasks:
+            losses["genre"] = F.binary_cross_entropy_with_logits(out["genre"], batch["genre"])
+        result = {}
+        for k, t in enumerate(self.tasks):
+            if self.log_vars is not None:
+                s = self.log_vars[k]
+                result[t] = self.weights[k] * torch.exp(-s) * losses[t] + s
+            else:
+                result[t] = self.weights[k] * losses[t]
+        return result
+
+
+def _multi_hot(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    values = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else ([] if v is None or (isinstance(v, float) and np.isnan(v)) else [v]) for v in col]
+    vocab = sorted({str(x) for v in values for x in v})
+    pos = {g: j for j, g in enumerate(vocab)}
+    out = np.zeros((len(values), len(vocab)), np.float32)
+    for i, v in enumerate(values):
+        for x in v:
+            out[i, pos[str(x)]] = 1.0
+    return out, vocab
+
+
+@register("multitask")
+class MultiTask(TorchRecommender):
+    """Multi-task model (shared-bottom or MMoE) for ranking, rating regression and genre tags."""
+
+    Config = MultiTaskConfig
+    capabilities = Capabilities(gpu=True, rating_prediction=True)
+
+    def check_dataset(self, dataset: Dataset) -> None:
+        super().check_dataset(dataset)
+        c = self.config
+        if "rating" in c.tasks and dataset.rating is None:
+            raise ConfigError(f"multitask task 'rating' needs ratings; dataset {dataset.name!r} has none")
+        if "genre" in c.tasks and (dataset.item_features is None or c.genre_field not in dataset.item_features.columns):
+            raise ConfigError(f"multitask task 'genre' needs item feature {c.genre_field!r}; dataset {dataset.name!r} has none")
+
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        c = self.config
+        self._users = dataset.user_idx.astype(np.int64)
+        self._items = dataset.item_idx.astype(np.int64)
+        self._ratings = None if dataset.rating is None else dataset.rating.astype(np.float32)
+        self._rating_mean = float(self._ratings.mean()) if self._ratings is not None and "rating" in c.tasks else 0.0
+        self._sampler = NegativeSampler(dataset.matrix("csr"))
+        self._genres = np.zeros((dataset.n_items, 0), np.float32)
+        if "genre" in c.tasks:
+            self._genres, _ = _multi_hot(dataset.item_features[c.genre_field])
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"n_genres": np.asarray([self._genres.shape[1]], np.int64)}
+
+    def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        self._genres = np.zeros((0, int(state["n_genres"][0])), np.float32)
+        self._rating_mean = 0.0  # restored with the module's buffers
+
+    def build_module(self) -> torch.nn.Module:
+        return MultiTaskModule(self.n_users, self.n_items, self.config, self._genres.shape[1], self._rating_mean)
+
+    def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        c = self.config
+        order = rng.permutation(len(self._users))
+        users, items = self._users[order], self._items[order]
+        dev = self.device_
+        arrays = {"user": users, "pos": items}
+        if "ranking" in c.tasks:
+            arrays["neg"] = self._sampler.sample(users, 1, rng)[:, 0]
+        if "rating" in c.tasks:
+            arrays["rating"] = self._ratings[order]
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in arrays.items()}
+        genres = torch.from_numpy(self._genres).to(dev) if "genre" in c.tasks else None
+        for s in range(0, len(users), c.batch_size):
+            b = {k: v[s : s + c.batch_size] for k, v in tensors.items()}
+            if genres is not None:
+                b["genre"] = genres[b["pos"]]
+            yield b
+
+    def _pair_scores(self, users: torch.Tensor, items: torch.Tensor, task: str) -> torch.Tensor:
+        out = self.module_.heads(users, items, [task])[task].squeeze(-1)
+        return out + self.module_.rating_mean if task == "rating" else out
+
+    def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        task = "ranking" if "ranking" in self.config.tasks else "rating"
+        if "ranking" not in self.config.tasks and "rating" not in self.config.tasks:
+            task = self.config.tasks[0]
+            if task == "genre":
+                raise ConfigError("a multitask model with only the 'genre' task cannot rank items")
+        its = torch.arange(self.n_items, device=users.device) if items is None else items
+        out = torch.empty((len(users), len(its)), device=users.device)
+        step = max(1, 131072 // max(len(its), 1))
+        for s in range(0, len(users), step):
+            u = users[s : s + step]
+            uu = u[:, None].expand(-1, len(its))
+            ii = its[None, :].expand(len(u), -1)
+            out[s : s + step] = self._pair_scores(uu.reshape(-1), ii.reshape(-1), task).view(len(u), len(its))
+        return out
+
+    @torch.no_grad()
+    def predict_rating_indices(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """Predicted ratings for pairs (user_idx[k], item_idx[k])."""
+        self._require_fitted()
+        if "rating" not in self.config.tasks:
+            raise ConfigError("this multitask model was not trained for the 'rating' task")
+        self.module_.eval()
+        u = torch.as_tensor(np.asarray(user_idx, np.int64), device=self.device_)
+        i = torch.as_tensor(np.asarray(item_idx, np.int64), device=self.device_)
+        return self._pair_scores(u, i, "rating").float().cpu().numpy()
+
+    def predict_rating(self, users, items) -> np.ndarray:
+        """Predicted ratings for pairs of external ids (same length)."""
+        u = self.users_.to_idx(np.asarray(users, dtype=object))
+        i = self.items_.to_idx(np.asarray(items, dtype=object))
+        return self.predict_rating_indices(u, i)
+
+
+def rating_rmse(model: MultiTask, test: Dataset) -> float:
+    """Root mean squared error of ``model.predict_rating_indices`` on ``test``'s ratings."""
+    if test.rating is None:
+        raise ConfigError(f"dataset {test.name!r} has no ratings to compute an RMSE on")
+    pred = model.predict_rating_indices(test.user_idx, test.item_idx)
+    return float(np.sqrt(np.mean((pred - test.rating.astype(np.float64)) ** 2)))

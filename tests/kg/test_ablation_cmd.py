@@ -1,0 +1,53 @@
+"""The ablation report on a toy dataset (fast settings) and the CLI wiring."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fusionrec.cli.kg_cmd import run_ablation, write_ablation_report
+from fusionrec.errors import ConfigError
+from fusionrec.testing import toy_dataset
+
+FAST = {"dim": 8, "batch_size": 128, "device": "cpu"}
+
+
+def test_run_ablation_writes_table_json_and_chart(tmp_path):
+    ds = toy_dataset()
+    text = np.random.default_rng(0).normal(size=(ds.n_items, 6)).astype(np.float32)
+    params = {
+        v: FAST | ({"rel_dim": 4} if "kg" in v else {}) for v in ("id", "text", "kg", "text+kg")
+    }
+    rep = run_ablation(ds, epochs=2, patience=0, params=params, text=text, log=lambda s: None)
+    assert [r["variant"] for r in rep["rows"]] == ["id", "text", "kg", "text+kg"]
+    for r in rep["rows"]:
+        assert 0.0 <= r["ndcg@10"] <= 1.0 and r["fit_seconds"] > 0 and "sparse_ndcg@10" in r
+    paths = write_ablation_report(rep, tmp_path)
+    assert all(p.exists() for p in paths)
+    assert json.loads((tmp_path / "ablation.json").read_text())["rows"][2]["model"] == "cke"
+    assert "| text+kg | cke |" in (tmp_path / "ablation.md").read_text()
+    assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_ablation_skips_text_without_encoder_and_rejects_unknown(monkeypatch):
+    import fusionrec.cli.kg_cmd as kc
+
+    monkeypatch.setattr(kc, "_text_embeddings", lambda ds: (None, "no encoder"))
+    rep = run_ablation(
+        toy_dataset(), ["id", "text"], epochs=1, patience=0, params={"id": FAST}, log=lambda s: None
+    )
+    assert [r["variant"] for r in rep["rows"]] == ["id"] and "no encoder" in rep["notes"][0]
+    with pytest.raises(ConfigError, match="unknown ablation variant"):
+        run_ablation(toy_dataset(), ["id", "image"])
+
+
+def test_cli_registers_ablation_and_kge():
+    from typer.testing import CliRunner
+
+    from fusionrec.cli.main import app
+
+    out = CliRunner().invoke(app, ["ablation", "--help"])
+    assert out.exit_code == 0 and "--variants" in out.output
+    assert CliRunner().invoke(app, ["kge", "--help"]).exit_code == 0
