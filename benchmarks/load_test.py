@@ -68,7 +68,7 @@ def prepare_synthetic(
 ) -> tuple[Path, list[str]]:
     from fusionrec.models.base import load_model
     from fusionrec.serving.engine import ModelState, recommend
-    from fusionrec.serving.synthetic import StaticEmbedding
+    from fusionrec.models.static_embedding import StaticEmbedding
 
     t0 = time.perf_counter()
     d = workdir / f"synthetic-{n_items}-{dim}-{n_users}"
@@ -85,7 +85,7 @@ def prepare_synthetic(
     t0 = time.perf_counter()
     state = ModelState.load(d, ann_threshold=50_000, ann_kind="ivf", ann_nprobe=nprobe)
     print(
-        f"built {state.ann.kind} index (nlist={state.ann.index.nlist}, nprobe={nprobe}) and saved it in {time.perf_counter() - t0:.1f}s"
+        f"{state.ann.kind} index (nlist={state.ann.index.nlist}, nprobe={nprobe}) built, or loaded from ann.faiss, in {time.perf_counter() - t0:.1f}s"
     )
     rng = np.random.default_rng(1)
     sample = rng.choice(n_users, size=200, replace=False)

@@ -37,8 +37,8 @@ def test_recommend_can_include_seen(client):
 def test_unknown_user_without_history_gets_popular_fallback(client):
     out = _rec(client, user_id="stranger")
     assert out["fallback"] is True and out["strategy"] == "popular"
-    # popularity on tiny: b, d, e have 3 interactions each
-    assert {x["item_id"] for x in out["items"]} == {"b", "d", "e"}
+    # popularity on tiny: a, b, d, e have 3 interactions each, c 1, f 2
+    assert {x["item_id"] for x in out["items"]} <= {"a", "b", "d", "e"}
     assert [x["score"] for x in out["items"]] == [3.0, 3.0, 3.0]
 
 

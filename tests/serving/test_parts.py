@@ -19,7 +19,7 @@ from fusionrec.serving.engine import ModelState, recommend
 from fusionrec.serving.events import EventStore
 from fusionrec.serving.retrain import fold_events
 from fusionrec.serving.settings import ServeSettings
-from fusionrec.serving.synthetic import StaticEmbedding
+from fusionrec.models.static_embedding import StaticEmbedding
 
 
 def test_lru_cache_evicts_and_invalidates_per_user():

@@ -35,6 +35,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "fusionrec.models.deepfm",
     "fusionrec.models.lightgcn",
     "fusionrec.models.sasrec",
+    "fusionrec.models.static_embedding",
     # language-model enhanced
     "fusionrec.models.lm_fused",
     "fusionrec.models.text_seq",

@@ -24,7 +24,7 @@ from fusionrec.serving.catalog import Catalog
 __all__ = ["ModelState", "RecAnswer", "recommend", "latest_version", "user_vectors_of"]
 
 # importing registers the "static_embedding" model so saved synthetic models load
-from fusionrec.serving import synthetic as _synthetic  # noqa: E402,F401
+from fusionrec.models import static_embedding as _static_embedding  # noqa: E402,F401
 
 
 def user_vectors_of(model: Recommender) -> np.ndarray | None:

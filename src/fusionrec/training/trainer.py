@@ -242,7 +242,7 @@ class Trainer:
                         loss = out.float()
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
-                            f"loss became {float(loss)} at epoch {epoch}; lower lr?"
+                            f"loss became {float(loss.detach())} at epoch {epoch}; lower lr?"
                         )
                     scaled = loss / c.grad_accum_steps if c.grad_accum_steps > 1 else loss
                     scaler.scale(scaled).backward()
