@@ -28,19 +28,19 @@ __all__ = ["BPR", "BPRConfig", "BPRModule"]
 
 class BPRConfig(TrainConfig):
     """BPR-MF settings; the training fields are the shared Trainer's, with defaults tuned for
-    MovieLens-100k (RS 8:1:1): NDCG@10 ≈ 0.30 in a few seconds on two CPU cores."""
+    MovieLens-100k (RS 8:1:1, seed 2020): NDCG@10 0.2925 in about 13 s on one CPU thread."""
 
     embedding_size: int = Field(64, ge=1)
     """Dimension of the user and item embeddings."""
-    reg_weight: float = Field(0.0, ge=0)
+    reg_weight: float = Field(1e-2, ge=0)
     """L2 penalty on the batch's user/positive/negative embeddings (per example)."""
-    epochs: int = Field(60, ge=1)
+    epochs: int = Field(200, ge=1)
     """Maximum number of passes over the training interactions."""
     batch_size: int = Field(4096, ge=1)
     """Positive interactions per optimisation step."""
     lr: float = Field(5e-3, gt=0)
     """Learning rate."""
-    patience: int = Field(5, ge=0)
+    patience: int = Field(10, ge=0)
     """Evaluations without improvement before stopping (0 = never stop early)."""
     weight_decay: float = Field(0.0, ge=0)
     """Decoupled (adamw) or L2 (adam, sgd) weight decay on all embeddings."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +16,24 @@ from fusionrec.models.base import Recommender
 from fusionrec.training.config import TrainConfig
 from fusionrec.training.trainer import Trainer, TrainHistory, resolve_device
 
-__all__ = ["TorchRecommender", "init_parameters"]
+__all__ = ["TorchRecommender", "init_parameters", "cpu_threads"]
+
+
+@contextmanager
+def cpu_threads(n: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Temporarily run torch CPU ops on ``n`` intra-op threads (restored on exit).
+
+    Small recommender kernels spend more time synchronising threads than computing; with the
+    cores shared, 2 threads measured 10-30x slower than 1 for BPR on ml-100k."""
+    if n is None or (device is not None and device.type != "cpu"):
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def init_parameters(module: torch.nn.Module, generator: torch.Generator, std: float = 0.0) -> None:
@@ -108,7 +126,7 @@ class TorchRecommender(Recommender):
         # Dropout and other torch randomness draw from the global generator: fork it so the
         # caller's RNG state is untouched, and seed the fork for a reproducible fit.
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), cpu_threads(self.config.cpu_threads, self.device_):
             torch.manual_seed(seed)
             opts = getattr(self, "_run_options", {})
             trainer = Trainer(self.config, **opts)
@@ -121,6 +139,10 @@ class TorchRecommender(Recommender):
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         self._require_fitted_module()
         self.module_.eval()
+        with cpu_threads(getattr(self.config, "cpu_threads", None), self.device_):
+            return self._score_numpy(user_idx, item_idx)
+
+    def _score_numpy(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
         u = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=self.device_)
         i = None if item_idx is None else torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=self.device_)
         return self.score_tensor(u, i).float().cpu().numpy()

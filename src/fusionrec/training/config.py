@@ -36,6 +36,9 @@ class TrainConfig(ModelConfig):
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
     progress: bool = False
     """Show a per-epoch progress bar."""
+    cpu_threads: int | None = Field(1, ge=1)
+    """Torch intra-op threads while training/scoring on CPU (restored afterwards). 1 is fastest
+    for recommender-sized models on a shared or small machine; None leaves torch's setting."""
     amp: Literal["none", "bf16", "fp16"] = "none"
     """Mixed precision: autocast the loss to bfloat16 ('bf16', CPU or CUDA) or float16 ('fp16',
     with a gradient scaler); parameters and optimiser state stay float32."""
