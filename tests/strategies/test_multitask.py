@@ -14,7 +14,7 @@ from fusionrec.testing import check_recommender, checkerboard, toy_dataset
 FAST = {
     "epochs": 25,
     "batch_size": 256,
-    "lr": 0.01,
+    "lr": 0.03,
     "patience": 0,
     "embedding_size": 8,
     "hidden": (16,),
@@ -65,7 +65,7 @@ def test_conformance_and_ranking_only():
         },
     )
     ds, target = checkerboard()
-    m = MultiTask(tasks=("ranking",), **{**FAST, "epochs": 60}).fit(ds, seed=0)
+    m = MultiTask(tasks=("ranking",), **{**FAST, "epochs": 60, "lr": 0.01}).fit(ds, seed=0)
     hits = np.mean([m.recommend([u], k=1)["item_id"].iloc[0] == t for u, t in target.items()])
     assert hits >= 0.75
 

@@ -242,8 +242,8 @@ class MultiTask(TorchRecommender):
         if "rating" not in self.config.tasks:
             raise ConfigError("this multitask model was not trained for the 'rating' task")
         self.module_.eval()
-        u = torch.as_tensor(np.asarray(user_idx, np.int64), device=self.device_)
-        i = torch.as_tensor(np.asarray(item_idx, np.int64), device=self.device_)
+        u = torch.as_tensor(np.array(user_idx, dtype=np.int64), device=self.device_)
+        i = torch.as_tensor(np.array(item_idx, dtype=np.int64), device=self.device_)
         return self._pair_scores(u, i, "rating").float().cpu().numpy()
 
     def predict_rating(self, users, items) -> np.ndarray:
