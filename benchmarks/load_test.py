@@ -67,8 +67,8 @@ def prepare_synthetic(
     workdir: Path, n_items: int, dim: int, n_users: int, nprobe: int, candidates: int
 ) -> tuple[Path, list[str]]:
     from fusionrec.models.base import load_model
-    from fusionrec.serving.engine import ModelState, recommend
     from fusionrec.models.static_embedding import StaticEmbedding
+    from fusionrec.serving.engine import ModelState, recommend
 
     t0 = time.perf_counter()
     d = workdir / f"synthetic-{n_items}-{dim}-{n_users}"

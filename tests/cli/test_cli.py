@@ -59,13 +59,13 @@ def test_quickstart_export_and_followups(small_dataset: Path, tmp_path: Path, ca
     recs = pd.read_csv(exp / "ease" / "recommendations.csv", dtype={"user_id": str, "item_id": str})
     assert list(recs.columns) == ["user_id", "item_id", "rank", "score"]
     # recompute NDCG@10 from the exported files alone and compare with the leaderboard
-    seen = set(zip(train.user_id, train.item_id)) | set(zip(valid.user_id, valid.item_id))
-    assert not any((u, i) in seen for u, i in zip(recs.user_id, recs.item_id))
+    seen = set(zip(train.user_id, train.item_id, strict=True)) | set(zip(valid.user_id, valid.item_id, strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs.user_id, recs.item_id, strict=True))
     truth = test.groupby("user_id")["item_id"].apply(set)
     ndcgs = []
     for u, grp in recs.groupby("user_id"):
         g = grp.sort_values("rank")
-        dcg = sum(1 / np.log2(r + 1) for r, i in zip(g["rank"], g["item_id"]) if i in truth[u])
+        dcg = sum(1 / np.log2(r + 1) for r, i in zip(g["rank"], g["item_id"], strict=True) if i in truth[u])
         idcg = sum(1 / np.log2(r + 1) for r in range(1, min(len(truth[u]), 10) + 1))
         ndcgs.append(dcg / idcg)
     ease_row = next(m for m in board["models"] if m["model"] == "ease")

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from fusionrec.cli.main import main as cli
 from fusionrec.errors import ConfigError
+from fusionrec.models.static_embedding import StaticEmbedding
 from fusionrec.rerank import mmr
 from fusionrec.serving import create_app
 from fusionrec.serving.ann import AnnIndex
@@ -19,7 +20,6 @@ from fusionrec.serving.engine import ModelState, recommend
 from fusionrec.serving.events import EventStore
 from fusionrec.serving.retrain import fold_events
 from fusionrec.serving.settings import ServeSettings
-from fusionrec.models.static_embedding import StaticEmbedding
 
 
 def test_lru_cache_evicts_and_invalidates_per_user():

@@ -50,7 +50,7 @@ def metrics_table(title: str, rows: Sequence[dict], columns: Sequence[str], extr
     t = Table(title=title, show_lines=False)
     t.add_column("model", style="bold")
     for c in columns:
-        t.add_column(c.replace("@", "@"), justify="right")
+        t.add_column(c.replace("precision", "prec"), justify="right")
     for _, h in extra:
         t.add_column(h, justify="right")
     for r in rows:

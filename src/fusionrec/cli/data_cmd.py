@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ data_app = typer.Typer(help="Fetch datasets and inspect them.", no_args_is_help=
 @data_app.command("fetch")
 def fetch_cmd(
     name: str = typer.Argument(..., help="Dataset name, e.g. ml-100k."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache root (default $FUSIONREC_HOME or ~/.cache/fusionrec)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache root (default $FUSIONREC_HOME or ~/.cache/fusionrec)."),
 ) -> None:
     """Download a dataset into the cache (a cache hit costs nothing)."""
     import time

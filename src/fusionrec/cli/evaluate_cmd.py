@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,9 +13,9 @@ from fusionrec.cli._common import console, metrics_table, parse_ks
 
 def evaluate_cmd(
     model_dir: Path = typer.Option(..., "--model-dir", help="A saved model folder."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset (default: the one the model was trained on)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help="Split protocol (default: the model's)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed (default: the model's)."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset (default: the one the model was trained on)."),
+    protocol: str | None = typer.Option(None, "--protocol", help="Split protocol (default: the model's)."),
+    seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the model's)."),
     ks: str = typer.Option("10", "--ks", help="Cut-offs, e.g. 10,20."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,8 +25,8 @@ def quickstart(
     models: str = typer.Option(DEFAULT_MODELS, "--models", help="Comma-separated model names, or 'all'."),
     dataset: str = typer.Option("ml-100k", "--dataset", help="Dataset name or path."),
     protocol: str = typer.Option("rs", "--protocol", help="rs|temporal|global-temporal|loo|cold-item"),
-    output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: a new folder under ./runs/)."),
-    export_dir: Optional[Path] = typer.Option(None, "--export-dir", help="Also write the split and every test user's top-K as CSV here."),
+    output: Path | None = typer.Option(None, "--output", help="Run folder (default: a new folder under ./runs/)."),
+    export_dir: Path | None = typer.Option(None, "--export-dir", help="Also write the split and every test user's top-K as CSV here."),
     seed: int = typer.Option(2020, "--seed", help="Seed for the split and the fits."),
     ks: str = typer.Option("10", "--ks", help="Cut-offs, e.g. 10,20."),
 ) -> None:
@@ -35,7 +34,13 @@ def quickstart(
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from fusionrec.config.experiment import DataConfig, EvalConfig
-    from fusionrec.experiment import export_recommendations, export_split, experiment_record, fit_and_evaluate, prepare_data
+    from fusionrec.experiment import (
+        experiment_record,
+        export_recommendations,
+        export_split,
+        fit_and_evaluate,
+        prepare_data,
+    )
     from fusionrec.models.registry import get_model, list_models
 
     t_start = time.perf_counter()

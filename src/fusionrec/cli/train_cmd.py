@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,8 +13,8 @@ from fusionrec.cli._common import console, metrics_table, new_run_dir
 def train_cmd(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (YAML/TOML/JSON)."),
     set_: list[str] = typer.Option([], "--set", help="Override, e.g. --set train.epochs=5 (repeatable)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help="Override data.protocol."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: new folder under ./runs/)."),
+    protocol: str | None = typer.Option(None, "--protocol", help="Override data.protocol."),
+    output: Path | None = typer.Option(None, "--output", help="Run folder (default: new folder under ./runs/)."),
 ) -> None:
     """Train and evaluate the model described by a config; save it under OUTPUT/models/<name>."""
     from fusionrec.config.experiment import load_config

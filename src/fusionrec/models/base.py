@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.idmap import IdMap
-from fusionrec.errors import ConfigError, ModelStateError, UnknownIdError
+from fusionrec.errors import ConfigError, ModelStateError
 from fusionrec.ranking import mask_seen, topk
 
 __all__ = ["Recommender", "ModelConfig", "Capabilities", "load_model", "FORMAT_VERSION"]
@@ -260,9 +260,11 @@ class Recommender(ABC):
 
     def _save_files(self, folder: Path) -> None:
         """Write extra files into the model folder (e.g. nested member models). Default: none."""
+        return None
 
     def _load_files(self, folder: Path) -> None:
         """Read what ``_save_files`` wrote; called before ``_set_state``. Default: nothing."""
+        return None
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to folder ``path`` atomically (temp folder, then rename)."""
