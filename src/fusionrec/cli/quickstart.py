@@ -46,7 +46,12 @@ def quickstart(
     t_start = time.perf_counter()
     data_cfg = DataConfig(name=dataset, protocol=protocol)
     ev = EvalConfig(ks=parse_ks(ks))
-    names = [m.name for m in list_models()] if models.strip().lower() == "all" else parse_list(models)
+    skipped: list[str] = []
+    if models.strip().lower() == "all":
+        names = [m.name for m in list_models() if m.cls.needs_configuration is None]
+        skipped = [f"{m.name} ({m.cls.needs_configuration})" for m in list_models() if m.cls.needs_configuration]
+    else:
+        names = parse_list(models)
     for n in names:
         get_model(n)  # unknown names fail before any work
     run_dir = new_run_dir("quickstart", output)
@@ -83,6 +88,8 @@ def quickstart(
     extra = [("fit_seconds", "fit s"), ("eval_seconds", "eval s")]
     title = f"{ds.name} · protocol {protocol} · seed {seed} · {sp.test.n_interactions} test interactions"
     console.print(metrics_table(title, rows, cols, extra))
+    if skipped:
+        console.print("not run with defaults: " + "; ".join(skipped))
     board = {
         "dataset": ds.name,
         "protocol": protocol,

@@ -66,6 +66,9 @@ class Recommender(ABC):
     name: ClassVar[str] = "base"
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Why the model cannot run with default parameters (e.g. "needs a teacher"); such models
+    #: are left out of ``quickstart --models all``. None = runs with defaults.
+    needs_configuration: ClassVar[str | None] = None
 
     def __init__(self, config: ModelConfig | dict | None = None, **params: Any) -> None:
         try:

@@ -152,6 +152,7 @@ class Distilled(TorchRecommender):
 
     Config = DistillConfig
     capabilities = Capabilities(gpu=True)
+    needs_configuration = "needs a teacher (teacher or teacher_path in its params)"
 
     def __init__(self, config: DistillConfig | dict | None = None, **params: Any) -> None:
         super().__init__(config, **params)
