@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from fusionrec._fsutil import replace_dir
 from fusionrec.data.idmap import IdMap
 from fusionrec.errors import DataFormatError, UnknownIdError
 
@@ -427,14 +428,7 @@ class Dataset:
                 "item_embeddings": sorted(self.item_embeddings),
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(path)
+            replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from fusionrec._fsutil import replace_dir
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.idmap import IdMap
 from fusionrec.errors import ConfigError, ModelStateError
@@ -304,7 +305,7 @@ class Recommender(ABC):
                 state[k] = np.ascontiguousarray(v)
             save_file(state, str(tmp / "state.safetensors"))
             self._save_files(tmp)
-            _replace_dir(tmp, path)
+            replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -363,17 +364,6 @@ def _rows(uid: str, items: np.ndarray, scores: np.ndarray, idmap: IdMap, fallbac
         rank += 1
         out.append((uid, idmap.ids[i], rank, float(s), fallback))
     return out
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(path)
 
 
 def _pretty(e: ValidationError) -> str:
