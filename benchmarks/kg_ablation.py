@@ -43,6 +43,10 @@ def _recbole_child(model: str, epochs: int, workdir: str) -> int:
         return c
 
     rr.config_dict = cfg
+    from recbole.data.dataloader.knowledge_dataloader import KnowledgeBasedDataLoader
+
+    if not hasattr(KnowledgeBasedDataLoader, "dataset"):  # _run_recbole reads train_data.dataset
+        KnowledgeBasedDataLoader.dataset = property(lambda self: self._dataset)
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
     try:

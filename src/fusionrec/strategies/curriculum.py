@@ -78,15 +78,26 @@ class CurriculumNegativeSampler:
             unseen items (needed for ``difficulty='teacher'``).
     """
 
-    def __init__(self, positives: sp.csr_matrix, config: CurriculumConfig, teacher_top: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        positives: sp.csr_matrix,
+        config: CurriculumConfig,
+        teacher_top: np.ndarray | None = None,
+    ) -> None:
         self.config = config
         self.base = NegativeSampler(positives)
         self.hard = None
         if config.difficulty == "popularity":
             self.hard = NegativeSampler(positives, alpha=config.popularity_alpha)
         elif teacher_top is None:
-            raise ConfigError("curriculum difficulty 'teacher' needs a teacher (teacher_top is None)")
-        self.teacher_top = None if teacher_top is None else np.asarray(teacher_top, dtype=np.int64)[:, : config.teacher_pool]
+            raise ConfigError(
+                "curriculum difficulty 'teacher' needs a teacher (teacher_top is None)"
+            )
+        self.teacher_top = (
+            None
+            if teacher_top is None
+            else np.asarray(teacher_top, dtype=np.int64)[:, : config.teacher_pool]
+        )
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -139,7 +150,11 @@ class ProgressiveUnfreezing:
 
     def _names(self, prefixes: Sequence[str]) -> list[str]:
         assert self._module is not None
-        names = [n for n, _ in self._module.named_parameters() if any(n == p or n.startswith(p + ".") for p in prefixes)]
+        names = [
+            n
+            for n, _ in self._module.named_parameters()
+            if any(n == p or n.startswith(p + ".") for p in prefixes)
+        ]
         if not names:
             raise ConfigError(f"no parameter matches {list(prefixes)}")
         return names

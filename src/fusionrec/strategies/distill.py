@@ -87,7 +87,9 @@ def teacher_score_matrix(teacher: Recommender, seen, batch_size: int = 512) -> n
     """Per-user z-scored teacher scores (n_users, n_items) float32; seen items are -inf."""
     n_users, n_items = seen.shape
     if n_users * n_items > _MAX_CELLS:
-        raise ConfigError(f"distillation keeps dense teacher scores: {n_users} x {n_items} is too large")
+        raise ConfigError(
+            f"distillation keeps dense teacher scores: {n_users} x {n_items} is too large"
+        )
     out = np.empty((n_users, n_items), np.float32)
     for s in range(0, n_users, batch_size):
         rows = np.arange(s, min(s + batch_size, n_users))
@@ -106,7 +108,13 @@ def parameter_count(model: Recommender) -> int:
     members = getattr(model, "members_", None)
     if members:
         return int(sum(parameter_count(m) for m in members))
-    return int(sum(np.asarray(v).size for v in model._get_state().values() if np.issubdtype(np.asarray(v).dtype, np.floating)))
+    return int(
+        sum(
+            np.asarray(v).size
+            for v in model._get_state().values()
+            if np.issubdtype(np.asarray(v).dtype, np.floating)
+        )
+    )
 
 
 class DistillModule(torch.nn.Module):
@@ -137,7 +145,11 @@ class DistillModule(torch.nn.Module):
             neg_inf = torch.finfo(s.dtype).min
             log_ps = F.log_softmax(torch.where(ok, s / T, neg_inf), dim=1)
             log_pt = F.log_softmax(torch.where(ok, t / T, neg_inf), dim=1)
-            kl = torch.where(ok, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(s)).sum(1).mean() * T * T
+            kl = (
+                torch.where(ok, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(s)).sum(1).mean()
+                * T
+                * T
+            )
         else:
             k = batch["kd_k"]
             w = batch["kd_weight"]  # (K,)
@@ -163,7 +175,9 @@ class Distilled(TorchRecommender):
         self._teacher = teacher
         return self
 
-    def _resolve_teacher(self, dataset: Dataset, valid: Dataset | None, seed: int) -> Recommender | None:
+    def _resolve_teacher(
+        self, dataset: Dataset, valid: Dataset | None, seed: int
+    ) -> Recommender | None:
         c = self.config
         if self._teacher is not None:
             t = self._teacher
@@ -173,8 +187,15 @@ class Distilled(TorchRecommender):
             t = get_model(c.teacher.name)(**c.teacher.params).fit(dataset, valid, seed=seed)
         else:
             return None
-        if t.n_users != dataset.n_users or t.n_items != dataset.n_items or not np.array_equal(t.items_.ids, dataset.items.ids) or not np.array_equal(t.users_.ids, dataset.users.ids):
-            raise ConfigError(f"teacher {t.name!r} was fitted on different users/items than the training data")
+        if (
+            t.n_users != dataset.n_users
+            or t.n_items != dataset.n_items
+            or not np.array_equal(t.items_.ids, dataset.items.ids)
+            or not np.array_equal(t.users_.ids, dataset.users.ids)
+        ):
+            raise ConfigError(
+                f"teacher {t.name!r} was fitted on different users/items than the training data"
+            )
         return t
 
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
@@ -183,17 +204,27 @@ class Distilled(TorchRecommender):
         self._users = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
         self._items = m.indices.astype(np.int64)
         self._epoch = 0
-        needs_teacher = c.lam > 0 or (c.curriculum is not None and c.curriculum.difficulty == "teacher")
-        teacher = self._resolve_teacher(dataset, getattr(self, "_valid", None), getattr(self, "_seed", 0)) if needs_teacher else None
+        needs_teacher = c.lam > 0 or (
+            c.curriculum is not None and c.curriculum.difficulty == "teacher"
+        )
+        teacher = (
+            self._resolve_teacher(dataset, getattr(self, "_valid", None), getattr(self, "_seed", 0))
+            if needs_teacher
+            else None
+        )
         if needs_teacher and teacher is None:
-            raise ConfigError("distillation needs a teacher: set teacher or teacher_path, or call with_teacher(model)")
+            raise ConfigError(
+                "distillation needs a teacher: set teacher or teacher_path, or call with_teacher(model)"
+            )
         self._t_scores = self._t_top = None
         if teacher is not None:
             self._t_scores = teacher_score_matrix(teacher, m)
             kmax = max(c.teacher_topk, c.curriculum.teacher_pool if c.curriculum else 0)
             self._t_top = topk(self._t_scores, min(kmax, dataset.n_items))[0]
         if c.curriculum is not None:
-            self._sampler: NegativeSampler | CurriculumNegativeSampler = CurriculumNegativeSampler(m, c.curriculum, self._t_top)
+            self._sampler: NegativeSampler | CurriculumNegativeSampler = CurriculumNegativeSampler(
+                m, c.curriculum, self._t_top
+            )
         else:
             self._sampler = NegativeSampler(m)
         self._kd_sampler = NegativeSampler(m)
@@ -236,9 +267,13 @@ class Distilled(TorchRecommender):
                 if c.distill_loss == "softmax_kl":
                     extra = rng.integers(0, self.n_items, size=(len(uu), c.n_sampled))
                     cand = np.concatenate([top, extra], 1)
-                    batch["kd_teacher"] = torch.from_numpy(self._t_scores[uu[:, None], cand]).to(dev)
+                    batch["kd_teacher"] = torch.from_numpy(self._t_scores[uu[:, None], cand]).to(
+                        dev
+                    )
                 else:
-                    cand = np.concatenate([top, self._kd_sampler.sample(np.repeat(uu, 1), k, rng)], 1)
+                    cand = np.concatenate(
+                        [top, self._kd_sampler.sample(np.repeat(uu, 1), k, rng)], 1
+                    )
                     w = 1.0 / np.arange(1, k + 1)
                     batch["kd_weight"] = torch.from_numpy((w / w.sum()).astype(np.float32)).to(dev)
                     batch["kd_k"] = k

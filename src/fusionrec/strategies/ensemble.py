@@ -65,7 +65,9 @@ def normalise_scores(s: np.ndarray, how: str) -> np.ndarray:
     if how == "none":
         return s
     if how == "rank":
-        order = np.argsort(np.argsort(np.where(fin, s, -np.inf), axis=1, kind="stable"), axis=1, kind="stable")
+        order = np.argsort(
+            np.argsort(np.where(fin, s, -np.inf), axis=1, kind="stable"), axis=1, kind="stable"
+        )
         out = (order + 1) / s.shape[1]
         return np.where(fin, out, -np.inf)
     x = np.where(fin, s, np.nan)
@@ -87,7 +89,12 @@ def rrf_scores(score_list: list[np.ndarray], weights: np.ndarray, k: float) -> n
     for s, w in zip(score_list, weights, strict=True):
         ranks = np.empty_like(s, dtype=np.float64)
         order = np.argsort(-s, axis=1, kind="stable")
-        np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1, dtype=np.float64)[None, :].repeat(len(s), 0), axis=1)
+        np.put_along_axis(
+            ranks,
+            order,
+            np.arange(1, s.shape[1] + 1, dtype=np.float64)[None, :].repeat(len(s), 0),
+            axis=1,
+        )
         total += np.where(np.isfinite(s), w / (k + ranks), 0.0)
     return total
 
@@ -104,17 +111,26 @@ class Ensemble(Recommender):
         if not self.config.members:
             raise ConfigError("an ensemble needs at least one member")
         if self.config.weights is not None and len(self.config.weights) != len(self.config.members):
-            raise ConfigError(f"{len(self.config.weights)} weights for {len(self.config.members)} members")
+            raise ConfigError(
+                f"{len(self.config.weights)} weights for {len(self.config.members)} members"
+            )
         self.members_: list[Recommender] = []
 
     @classmethod
     def from_models(cls, models: list[Recommender], **params: Any) -> Ensemble:
         """An ensemble over already-fitted models (call ``fit_weights`` next, or give ``weights``)."""
-        specs = tuple(MemberSpec(name=m.name, params=m.config.model_dump(mode="json")) for m in models)
+        specs = tuple(
+            MemberSpec(name=m.name, params=m.config.model_dump(mode="json")) for m in models
+        )
         ens = cls(members=specs, **params)
         ens.members_ = list(models)
         m0 = models[0]
-        ens.users_, ens.items_, ens.seen_, ens.item_pop_ = m0.users_, m0.items_, m0.seen_, m0.item_pop_
+        ens.users_, ens.items_, ens.seen_, ens.item_pop_ = (
+            m0.users_,
+            m0.items_,
+            m0.seen_,
+            m0.item_pop_,
+        )
         ens.item_titles_ = m0.item_titles_
         ens.weights_ = np.asarray(ens.config.weights or [1.0] * len(models), dtype=np.float64)
         ens.bias_ = 0.0
@@ -122,8 +138,13 @@ class Ensemble(Recommender):
         return ens
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        self.members_ = [get_model(m.name)(**m.params).fit(dataset, valid, seed=seed) for m in self.config.members]
-        self.weights_ = np.asarray(self.config.weights or [1.0] * len(self.members_), dtype=np.float64)
+        self.members_ = [
+            get_model(m.name)(**m.params).fit(dataset, valid, seed=seed)
+            for m in self.config.members
+        ]
+        self.weights_ = np.asarray(
+            self.config.weights or [1.0] * len(self.members_), dtype=np.float64
+        )
         self.bias_ = 0.0
         self.fitted_ = True
         if self.config.weights is None and valid is not None and valid.n_interactions:
@@ -160,12 +181,17 @@ class Ensemble(Recommender):
         feats, labels = [], []
         for s in range(0, len(users), 512):
             rows = users[s : s + 512]
-            norm = [normalise_scores(self._member_scores(m, rows), self.config.normalisation) for m in self.members_]
+            norm = [
+                normalise_scores(self._member_scores(m, rows), self.config.normalisation)
+                for m in self.members_
+            ]
             sub = vm[rows]
             for b, u in enumerate(rows):
                 pos = sub.indices[sub.indptr[b] : sub.indptr[b + 1]]
                 neg = rng.integers(0, self.n_items, size=len(pos) * self.config.n_negatives)
-                seen = set(self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]) | set(pos.tolist())
+                seen = set(
+                    self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]
+                ) | set(pos.tolist())
                 neg = np.array([i for i in neg if i not in seen], dtype=np.int64)
                 its = np.concatenate([pos, neg])
                 feats.append(np.stack([n[b, its] for n in norm], 1))
@@ -180,7 +206,10 @@ class Ensemble(Recommender):
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
             z = x @ theta[:-1] + theta[-1]
             p = 1 / (1 + np.exp(-z))
-            ll = -np.mean(sw * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))) + 1e-3 * theta[:-1] @ theta[:-1]
+            ll = (
+                -np.mean(sw * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))
+                + 1e-3 * theta[:-1] @ theta[:-1]
+            )
             g = x.T @ (sw * (p - y)) / len(y) + 2e-3 * theta[:-1]
             return ll, np.r_[g, np.mean(sw * (p - y))]
 
@@ -189,7 +218,9 @@ class Ensemble(Recommender):
         self.bias_ = float(res.x[-1])
 
     # ----------------------------------------------------------- scoring
-    def _member_scores(self, m: Recommender, rows: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+    def _member_scores(
+        self, m: Recommender, rows: np.ndarray, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
         s = np.array(m.score_indices(rows), dtype=np.float64)
         s[~np.isfinite(s)] = -np.inf
         mask_seen(s, rows, self.seen_)
@@ -225,7 +256,10 @@ class Ensemble(Recommender):
             m.save(folder / "members" / f"{i}-{m.name}")
 
     def _load_files(self, folder: Path) -> None:
-        self.members_ = [load_model(folder / "members" / f"{i}-{spec.name}") for i, spec in enumerate(self.config.members)]
+        self.members_ = [
+            load_model(folder / "members" / f"{i}-{spec.name}")
+            for i, spec in enumerate(self.config.members)
+        ]
 
 
 class _MemberScoreCache:

@@ -93,7 +93,9 @@ def _mlp(sizes: list[int], dropout: float) -> torch.nn.Sequential:
 class MultiTaskModule(torch.nn.Module):
     """Embeddings, shared bottom or MMoE experts+gates, one tower per task."""
 
-    def __init__(self, n_users: int, n_items: int, config: MultiTaskConfig, n_genres: int, rating_mean: float) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, config: MultiTaskConfig, n_genres: int, rating_mean: float
+    ) -> None:
         super().__init__()
         c = config
         d = c.embedding_size
@@ -104,25 +106,42 @@ class MultiTaskModule(torch.nn.Module):
         self.mmoe = c.architecture == "mmoe"
         if self.mmoe:
             self.experts = torch.nn.ModuleList(_mlp(sizes, c.dropout) for _ in range(c.n_experts))
-            self.gates = torch.nn.ModuleDict({t: torch.nn.Linear(3 * d, c.n_experts) for t in self.tasks})
+            self.gates = torch.nn.ModuleDict(
+                {t: torch.nn.Linear(3 * d, c.n_experts) for t in self.tasks}
+            )
         else:
             self.bottom = _mlp(sizes, c.dropout)
         out = {"ranking": 1, "rating": 1, "genre": max(n_genres, 1)}
         self.towers = torch.nn.ModuleDict(
-            {t: torch.nn.Sequential(torch.nn.Linear(sizes[-1], c.tower_hidden), torch.nn.ReLU(), torch.nn.Linear(c.tower_hidden, out[t])) for t in self.tasks}
+            {
+                t: torch.nn.Sequential(
+                    torch.nn.Linear(sizes[-1], c.tower_hidden),
+                    torch.nn.ReLU(),
+                    torch.nn.Linear(c.tower_hidden, out[t]),
+                )
+                for t in self.tasks
+            }
         )
-        self.log_vars = torch.nn.Parameter(torch.zeros(len(self.tasks))) if c.weighting == "uncertainty" else None
+        self.log_vars = (
+            torch.nn.Parameter(torch.zeros(len(self.tasks)))
+            if c.weighting == "uncertainty"
+            else None
+        )
         w = c.task_weights or (1.0,) * len(self.tasks)
         self.register_buffer("weights", torch.tensor(w, dtype=torch.float32))
         self.register_buffer("rating_mean", torch.tensor(float(rating_mean)))
 
-    def heads(self, users: torch.Tensor, items: torch.Tensor, tasks: list[str]) -> dict[str, torch.Tensor]:
+    def heads(
+        self, users: torch.Tensor, items: torch.Tensor, tasks: list[str]
+    ) -> dict[str, torch.Tensor]:
         """Tower outputs for pairs (users[k], items[k]), for the given tasks."""
         eu, ei = self.user(users), self.item(items)
         x = torch.cat([eu, ei, eu * ei], -1)
         if self.mmoe:
             ex = torch.stack([e(x) for e in self.experts], -2)  # (..., E, h)
-            reps = {t: (torch.softmax(self.gates[t](x), -1).unsqueeze(-1) * ex).sum(-2) for t in tasks}
+            reps = {
+                t: (torch.softmax(self.gates[t](x), -1).unsqueeze(-1) * ex).sum(-2) for t in tasks
+            }
         else:
             h = self.bottom(x)
             reps = {t: h for t in tasks}
@@ -151,7 +170,12 @@ class MultiTaskModule(torch.nn.Module):
 
 
 def _multi_hot(col: pd.Series) -> tuple[np.ndarray, list[str]]:
-    values = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else ([] if v is None or (isinstance(v, float) and np.isnan(v)) else [v]) for v in col]
+    values = [
+        list(v)
+        if isinstance(v, (list, tuple, np.ndarray))
+        else ([] if v is None or (isinstance(v, float) and np.isnan(v)) else [v])
+        for v in col
+    ]
     vocab = sorted({str(x) for v in values for x in v})
     pos = {g: j for j, g in enumerate(vocab)}
     out = np.zeros((len(values), len(vocab)), np.float32)
@@ -172,16 +196,26 @@ class MultiTask(TorchRecommender):
         super().check_dataset(dataset)
         c = self.config
         if "rating" in c.tasks and dataset.rating is None:
-            raise ConfigError(f"multitask task 'rating' needs ratings; dataset {dataset.name!r} has none")
-        if "genre" in c.tasks and (dataset.item_features is None or c.genre_field not in dataset.item_features.columns):
-            raise ConfigError(f"multitask task 'genre' needs item feature {c.genre_field!r}; dataset {dataset.name!r} has none")
+            raise ConfigError(
+                f"multitask task 'rating' needs ratings; dataset {dataset.name!r} has none"
+            )
+        if "genre" in c.tasks and (
+            dataset.item_features is None or c.genre_field not in dataset.item_features.columns
+        ):
+            raise ConfigError(
+                f"multitask task 'genre' needs item feature {c.genre_field!r}; dataset {dataset.name!r} has none"
+            )
 
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
         c = self.config
         self._users = dataset.user_idx.astype(np.int64)
         self._items = dataset.item_idx.astype(np.int64)
         self._ratings = None if dataset.rating is None else dataset.rating.astype(np.float32)
-        self._rating_mean = float(self._ratings.mean()) if self._ratings is not None and "rating" in c.tasks else 0.0
+        self._rating_mean = (
+            float(self._ratings.mean())
+            if self._ratings is not None and "rating" in c.tasks
+            else 0.0
+        )
         self._sampler = NegativeSampler(dataset.matrix("csr"))
         self._genres = np.zeros((dataset.n_items, 0), np.float32)
         if "genre" in c.tasks:
@@ -195,7 +229,9 @@ class MultiTask(TorchRecommender):
         self._rating_mean = 0.0  # restored with the module's buffers
 
     def build_module(self) -> torch.nn.Module:
-        return MultiTaskModule(self.n_users, self.n_items, self.config, self._genres.shape[1], self._rating_mean)
+        return MultiTaskModule(
+            self.n_users, self.n_items, self.config, self._genres.shape[1], self._rating_mean
+        )
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         c = self.config
@@ -232,7 +268,9 @@ class MultiTask(TorchRecommender):
             u = users[s : s + step]
             uu = u[:, None].expand(-1, len(its))
             ii = its[None, :].expand(len(u), -1)
-            out[s : s + step] = self._pair_scores(uu.reshape(-1), ii.reshape(-1), task).view(len(u), len(its))
+            out[s : s + step] = self._pair_scores(uu.reshape(-1), ii.reshape(-1), task).view(
+                len(u), len(its)
+            )
         return out
 
     @torch.no_grad()

@@ -1,0 +1,173 @@
+"""Strategies benchmark on ml-100k, RS 8:1:1 (seed 2020), full ranking, top-10.
+
+Prints, side by side in one run: ensemble vs its members; KD student vs teacher vs student
+alone (NDCG@10, parameters, scoring ms/user); multi-task RMSE + NDCG@10 vs single-task;
+curriculum vs uniform negatives at equal epochs. Run: ``python benchmarks/strategies_benchmark.py``
+(``--quick`` for fewer epochs). Not a test: it never fails on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+
+from fusionrec.data import load_dataset
+from fusionrec.data.splits import split
+from fusionrec.evaluation.evaluator import Evaluator
+from fusionrec.models.registry import get_model
+from fusionrec.strategies.distill import Distilled, distill, parameter_count
+from fusionrec.strategies.ensemble import Ensemble
+from fusionrec.strategies.multitask import MultiTask, rating_rmse
+
+
+def _ms_per_user(model, n_users: int) -> float:
+    users = np.arange(min(n_users, 512))
+    model.score_indices(users[:8])
+    t = time.perf_counter()
+    for s in range(0, len(users), 128):
+        model.score_indices(users[s : s + 128])
+    return 1000 * (time.perf_counter() - t) / len(users)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer epochs")
+    ap.add_argument("--only", default="ensemble,kd,multitask,curriculum")
+    args = ap.parse_args()
+    parts = set(args.only.split(","))
+    ep = 15 if args.quick else 40
+    ds = load_dataset("ml-100k")
+    sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=2020)
+    ev = Evaluator(ks=(10,))
+    rows: list[dict] = []
+
+    def report(section: str, name: str, model, seconds: float, **extra) -> None:
+        r = {
+            "section": section,
+            "model": name,
+            "ndcg@10": round(ev.evaluate_split(model, sp)["ndcg@10"], 4),
+            "fit_s": round(seconds, 1),
+        }
+        r.update(extra)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+
+    def fit(make):
+        t = time.perf_counter()
+        m = make()
+        return m, time.perf_counter() - t
+
+    ease, s = fit(lambda: get_model("ease")().fit(sp.train, sp.valid, seed=2020))
+    if "ensemble" in parts or "kd" in parts:
+        report("ensemble", "ease", ease, s, params=parameter_count(ease))
+    if "ensemble" in parts:
+        bpr, s = fit(
+            lambda: get_model("bpr")(epochs=ep, eval_every=5).fit(sp.train, sp.valid, seed=2020)
+        )
+        report("ensemble", "bpr", bpr, s)
+        knn, s = fit(lambda: get_model("itemknn")().fit(sp.train, sp.valid, seed=2020))
+        report("ensemble", "itemknn", knn, s)
+        for members, norm in (
+            ((ease, bpr), "zscore"),
+            ((ease, bpr), "minmax"),
+            ((ease, knn), "minmax"),
+        ):
+            e, s = fit(
+                lambda m=members, n=norm: Ensemble.from_models(
+                    list(m), normalisation=n
+                ).fit_weights(sp.valid, sp.train, seed=2020)
+            )
+            report(
+                "ensemble",
+                f"ensemble({'+'.join(x.name for x in members)},{norm})",
+                e,
+                s,
+                weights=[round(float(w), 2) for w in e.weights_],
+            )
+        e, s = fit(lambda: Ensemble.from_models([ease, bpr], method="rrf", weights=(0.5, 0.5)))
+        report("ensemble", "rrf(ease+bpr, equal)", e, s)
+    if "kd" in parts:
+        base = dict(embedding_size=8, epochs=ep, eval_every=5, patience=2, lr=0.01)
+        report(
+            "kd",
+            "teacher ease",
+            ease,
+            0.0,
+            params=parameter_count(ease),
+            ms_per_user=round(_ms_per_user(ease, ds.n_users), 3),
+        )
+        alone, s = fit(lambda: Distilled(lam=0.0, **base).fit(sp.train, sp.valid, seed=2020))
+        report(
+            "kd",
+            "student alone (MF d=8)",
+            alone,
+            s,
+            params=parameter_count(alone),
+            ms_per_user=round(_ms_per_user(alone, ds.n_users), 3),
+        )
+        for lam, T, kind in ((0.5, 2.0, "softmax_kl"), (0.5, 1.0, "ranking")):
+            st, s = fit(
+                lambda lam=lam, T=T, kind=kind: distill(
+                    ease,
+                    sp.train,
+                    sp.valid,
+                    seed=2020,
+                    lam=lam,
+                    temperature=T,
+                    distill_loss=kind,
+                    **base,
+                )
+            )
+            report(
+                "kd",
+                f"student KD {kind} lam={lam} T={T}",
+                st,
+                s,
+                params=parameter_count(st),
+                ms_per_user=round(_ms_per_user(st, ds.n_users), 3),
+            )
+    if "multitask" in parts:
+        mt = dict(epochs=max(ep // 2, 5), eval_every=5, patience=2)
+        for name, p in (
+            ("multitask mmoe ranking+rating", {}),
+            ("multitask shared-bottom ranking+rating", {"architecture": "shared_bottom"}),
+            ("multitask mmoe uncertainty", {"weighting": "uncertainty"}),
+            ("single-task ranking", {"tasks": ("ranking",)}),
+            ("single-task rating", {"tasks": ("rating",)}),
+        ):
+            m, s = fit(lambda p=p: MultiTask(**mt, **p).fit(sp.train, sp.valid, seed=2020))
+            rmse = round(rating_rmse(m, sp.test), 4) if "rating" in m.config.tasks else None
+            report("multitask", name, m, s, test_rmse=rmse)
+    if "curriculum" in parts:
+        cb = dict(embedding_size=64, epochs=ep, patience=0, eval_every=ep, lam=0.0, lr=0.005)
+        for name, cur in (
+            ("uniform negatives", None),
+            (
+                "popularity curriculum",
+                {
+                    "difficulty": "popularity",
+                    "full_at": max(ep // 2, 2),
+                    "max_hard": 0.5,
+                    "popularity_alpha": 1.0,
+                },
+            ),
+        ):
+            m, s = fit(
+                lambda cur=cur: Distilled(curriculum=cur, **cb).fit(sp.train, sp.valid, seed=2020)
+            )
+            report("curriculum", f"{name} ({ep} epochs)", m, s)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print("| section | model | NDCG@10 | fit s | extra |\n|---|---|---:|---:|---|")
+    for r in rows:
+        extra = {k: v for k, v in r.items() if k not in ("section", "model", "ndcg@10", "fit_s")}
+        print(
+            f"| {r['section']} | {r['model']} | {r['ndcg@10']:.4f} | {r['fit_s']} | {json.dumps(extra) if extra else ''} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
