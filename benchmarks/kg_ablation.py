@@ -54,19 +54,36 @@ def _recbole_child(model: str, epochs: int, workdir: str) -> int:
             import dgl  # noqa: F401  (RecBole's KGAT imports it lazily; fail early and clearly)
         out = rr.run(model, "rs", workdir)
     except Exception as e:  # noqa: BLE001
-        print(MARKER + json.dumps({"model": model, "status": "error", "reason": f"{type(e).__name__}: {e}"}), flush=True)
+        print(
+            MARKER
+            + json.dumps({"model": model, "status": "error", "reason": f"{type(e).__name__}: {e}"}),
+            flush=True,
+        )
         return 1
     print(MARKER + json.dumps(out), flush=True)
     return 0
 
 
-def _start_recbole(py: Path, model: str, epochs: int, log_dir: Path) -> tuple[subprocess.Popen, Path]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+def _start_recbole(
+    py: Path, model: str, epochs: int, log_dir: Path
+) -> tuple[subprocess.Popen, Path]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
     env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # RecBole reloads its own checkpoint
     env["PYTHONWARNINGS"] = "ignore"
     env["OMP_NUM_THREADS"] = "1"
     log = log_dir / f"recbole-{model}.log"
-    cmd = [str(py), str(Path(__file__).resolve()), "--recbole-child", model, "--epochs", str(epochs), "--workdir", str(ROOT / ".bench" / "recbole_work_kg")]
+    cmd = [
+        str(py),
+        str(Path(__file__).resolve()),
+        "--recbole-child",
+        model,
+        "--epochs",
+        str(epochs),
+        "--workdir",
+        str(ROOT / ".bench" / "recbole_work_kg"),
+    ]
     f = log.open("w")
     return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT), log
 
@@ -119,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset("ml-100k")
     variants = a.variants.split(",")
     params = {v: {"lr": a.lr} for v in variants}
-    report = run_ablation(ds, variants, epochs=a.epochs, patience=a.patience, seed=2020, params=params)
+    report = run_ablation(
+        ds, variants, epochs=a.epochs, patience=a.patience, seed=2020, params=params
+    )
     extra = []
     for m, proc, log in procs:
         r = _collect(proc, log, m, t0, a.timeout)
@@ -141,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not py.exists():
         report["notes"].append(f"RecBole venv {py.parent.parent} missing: RecBole models not run")
-    report["notes"].append("RecBole rows: its own RS 8:1:1 split of the same data (seed 2020), valid_metric NDCG@10; the <20 slice is not available from RecBole's output")
+    report["notes"].append(
+        "RecBole rows: its own RS 8:1:1 split of the same data (seed 2020), valid_metric NDCG@10; the <20 slice is not available from RecBole's output"
+    )
     paths = write_ablation_report(report, out, extra)
     print((out / "ablation.md").read_text())
     print(f"total {time.perf_counter() - t0:.0f}s; wrote {', '.join(map(str, paths))}")

@@ -108,7 +108,9 @@ def run_ablation(
             "sparse_users": sl["users"],
         }
         rows.append(row)
-        log(f"{v:>8}: ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} (<{SPARSE_USERS}: ndcg@10 {row['sparse_ndcg@10']:.4f}) fit {fit_s:.1f}s")
+        log(
+            f"{v:>8}: ndcg@10 {row['ndcg@10']:.4f} recall@10 {row['recall@10']:.4f} (<{SPARSE_USERS}: ndcg@10 {row['sparse_ndcg@10']:.4f}) fit {fit_s:.1f}s"
+        )
     return {
         "dataset": ds.name,
         "protocol": f"rs 8:1:1, seed {seed}, full ranking, train (and valid) items masked",
@@ -118,11 +120,15 @@ def run_ablation(
     }
 
 
-def write_ablation_report(report: dict[str, Any], out: Path, extra_rows: list[dict[str, Any]] = ()) -> list[Path]:
+def write_ablation_report(
+    report: dict[str, Any], out: Path, extra_rows: list[dict[str, Any]] = ()
+) -> list[Path]:
     """Write ablation.json, ablation.md and ablation.png (NDCG@10, all users vs the sparse slice)."""
     rows = [*report["rows"], *extra_rows]
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "ablation.json", json.dumps({**report, "rows": rows}, indent=2, default=str))
+    atomic_write_text(
+        out / "ablation.json", json.dumps({**report, "rows": rows}, indent=2, default=str)
+    )
     n_sparse = next((r["sparse_users"] for r in rows if r.get("sparse_users")), 0)
     lines = [
         f"# Ablation on {report['dataset']}",
@@ -163,13 +169,26 @@ def write_ablation_report(report: dict[str, Any], out: Path, extra_rows: list[di
 
 
 def ablation_cmd(
-    dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="Dataset name (ml-100k) or path."),
-    variants: str = typer.Option("id,text,kg,text+kg", "--variants", help=f"Comma-separated, from: {', '.join(VARIANTS)}."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Report folder (default runs/<time>-ablation)."),
+    dataset: str = typer.Option(
+        "ml-100k", "--dataset", "-d", help="Dataset name (ml-100k) or path."
+    ),
+    variants: str = typer.Option(
+        "id,text,kg,text+kg", "--variants", help=f"Comma-separated, from: {', '.join(VARIANTS)}."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Report folder (default runs/<time>-ablation)."
+    ),
     epochs: int = typer.Option(40, "--epochs", min=1, help="Maximum epochs per variant."),
-    patience: int = typer.Option(5, "--patience", min=0, help="Early-stopping patience (valid NDCG@10)."),
+    patience: int = typer.Option(
+        5, "--patience", min=0, help="Early-stopping patience (valid NDCG@10)."
+    ),
     seed: int = typer.Option(2020, "--seed", help="Split and training seed."),
-    threads: int = typer.Option(1, "--threads", min=1, help="torch intra-op threads (1 is fastest for these small models on a busy CPU)."),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        min=1,
+        help="torch intra-op threads (1 is fastest for these small models on a busy CPU).",
+    ),
 ) -> None:
     """Train ID-only, +text, +KG and +text+KG variants on one split; write a table and a bar chart."""
     import torch
@@ -179,7 +198,14 @@ def ablation_cmd(
     torch.set_num_threads(threads)
     ds = load_dataset(dataset)
     out = new_run_dir("ablation", output)
-    report = run_ablation(ds, parse_list(variants), epochs=epochs, patience=patience, seed=seed, log=lambda s: console.print(s, highlight=False))
+    report = run_ablation(
+        ds,
+        parse_list(variants),
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        log=lambda s: console.print(s, highlight=False),
+    )
     for n in report["notes"]:
         console.print(f"[yellow]note:[/] {n}", highlight=False)
     paths = write_ablation_report(report, out)
@@ -188,13 +214,21 @@ def ablation_cmd(
 
 
 def kge_cmd(
-    dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="Dataset name (ml-100k) or path."),
+    dataset: str = typer.Option(
+        "ml-100k", "--dataset", "-d", help="Dataset name (ml-100k) or path."
+    ),
     method: str = typer.Option("transe", "--method", "-m", help="transe or transr."),
     dim: int = typer.Option(64, "--dim", min=1, help="Entity dimension."),
     epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs."),
-    test_ratio: float = typer.Option(0.05, "--test-ratio", help="Held-out triples for link prediction."),
-    max_test: int = typer.Option(500, "--max-test", min=1, help="Evaluate at most this many held-out triples."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write entity/relation embeddings here (.npz)."),
+    test_ratio: float = typer.Option(
+        0.05, "--test-ratio", help="Held-out triples for link prediction."
+    ),
+    max_test: int = typer.Option(
+        500, "--max-test", min=1, help="Evaluate at most this many held-out triples."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write entity/relation embeddings here (.npz)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed."),
 ) -> None:
     """Train TransE/TransR on the dataset's KG alone and report filtered MRR / Hits@k."""
@@ -210,13 +244,30 @@ def kge_cmd(
     train, test = split_triples(ds.kg, test_ratio, seed)
     test = test[:max_test]
     t0 = time.perf_counter()
-    emb = train_kge(train, method, dim, epochs, seed, n_entities=len(ds.kg.entities), n_relations=len(ds.kg.relations))  # type: ignore[arg-type]
+    emb = train_kge(
+        train,
+        method,
+        dim,
+        epochs,
+        seed,
+        n_entities=len(ds.kg.entities),
+        n_relations=len(ds.kg.relations),
+    )  # type: ignore[arg-type]
     fit_s = time.perf_counter() - t0
     m = link_prediction(emb, test, known=[train])
-    console.print(f"{method}: {len(train)} train / {len(test)} test triples, fit {fit_s:.1f}s, " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()), highlight=False)
+    console.print(
+        f"{method}: {len(train)} train / {len(test)} test triples, fit {fit_s:.1f}s, "
+        + ", ".join(f"{k} {v:.4f}" for k, v in m.items()),
+        highlight=False,
+    )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"entity": emb.entity, "relation": emb.relation, "entity_ids": ds.kg.entities.ids, "relation_ids": ds.kg.relations.ids}
+        arrays = {
+            "entity": emb.entity,
+            "relation": emb.relation,
+            "entity_ids": ds.kg.entities.ids,
+            "relation_ids": ds.kg.relations.ids,
+        }
         if emb.proj is not None:
             arrays["proj"] = emb.proj
         tmp = output.with_name(f".{output.name}.tmp.npz")

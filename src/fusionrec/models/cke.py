@@ -85,11 +85,21 @@ class _FusedMFModule(nn.Module):
         self.names = list(modalities)
         for k, m in modalities.items():
             mask = ~np.isnan(m).any(1)
-            self.register_buffer(f"mod_{k}", torch.from_numpy(np.nan_to_num(m, nan=0.0).astype(np.float32)), persistent=False)
+            self.register_buffer(
+                f"mod_{k}",
+                torch.from_numpy(np.nan_to_num(m, nan=0.0).astype(np.float32)),
+                persistent=False,
+            )
             self.register_buffer(f"mask_{k}", torch.from_numpy(mask), persistent=False)
         # items without training interactions have an untrained ID vector: it is masked out
-        self.register_buffer("warm", torch.from_numpy(np.asarray(warm, dtype=bool)), persistent=False)
-        self.fusion = ModalityFusion(fusion, dim, {k: m.shape[1] for k, m in modalities.items()}, dim) if modalities else None
+        self.register_buffer(
+            "warm", torch.from_numpy(np.asarray(warm, dtype=bool)), persistent=False
+        )
+        self.fusion = (
+            ModalityFusion(fusion, dim, {k: m.shape[1] for k, m in modalities.items()}, dim)
+            if modalities
+            else None
+        )
         self.id_dropout = id_dropout
         self.has_kg = item_entity is not None
         if self.has_kg:
@@ -98,7 +108,9 @@ class _FusedMFModule(nn.Module):
             self.relation = nn.Embedding(n_relations, rel_dim)
             self.proj = nn.Parameter(torch.empty(n_relations, dim, rel_dim))
             ie = np.where(item_entity >= 0, item_entity, n_entities)
-            self.register_buffer("item_entity", torch.from_numpy(ie.astype(np.int64)), persistent=False)
+            self.register_buffer(
+                "item_entity", torch.from_numpy(ie.astype(np.int64)), persistent=False
+            )
             self.kg_loss_kind = kg_loss
             self.margin = margin
         self.weights: dict[str, float] = {"rec": 1.0}
@@ -117,7 +129,11 @@ class _FusedMFModule(nn.Module):
         """Fused item vectors (all items, or ``idx``)."""
         if idx is None and not self.training and self._cache is not None:
             return self._cache
-        ids = torch.arange(self.item.num_embeddings, device=self.item.weight.device) if idx is None else idx
+        ids = (
+            torch.arange(self.item.num_embeddings, device=self.item.weight.device)
+            if idx is None
+            else idx
+        )
         keep = self.warm[ids]
         if self.training and self.id_dropout > 0:
             keep = keep & (torch.rand(len(ids), device=keep.device) >= self.id_dropout)
@@ -140,7 +156,12 @@ class _FusedMFModule(nn.Module):
         return u @ self.item_vectors(items).T
 
     def kg_energy(self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return transr_distance(F.normalize(self.entity(h), dim=-1), self.relation(r), F.normalize(self.entity(t), dim=-1), self.proj[r])
+        return transr_distance(
+            F.normalize(self.entity(h), dim=-1),
+            self.relation(r),
+            F.normalize(self.entity(t), dim=-1),
+            self.proj[r],
+        )
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         w = self.weights
@@ -184,7 +205,9 @@ class MMMF(TorchRecommender):
         for name in self.config.modalities:
             if name not in dataset.item_embeddings:
                 have = sorted(dataset.item_embeddings) or "none"
-                raise ConfigError(f"model {self.name!r}: modality {name!r} is not attached to dataset {dataset.name!r} (have: {have}); use fusionrec.data.modalities.attach_modality")
+                raise ConfigError(
+                    f"model {self.name!r}: modality {name!r} is not attached to dataset {dataset.name!r} (have: {have}); use fusionrec.data.modalities.attach_modality"
+                )
             m = np.asarray(dataset.item_embeddings[name], dtype=np.float32)
             out[name] = _standardized(m) if self.config.standardize else m.copy()
         return out
@@ -203,7 +226,16 @@ class MMMF(TorchRecommender):
 
     def build_module(self) -> nn.Module:
         c = self.config
-        return _FusedMFModule(self.n_users, self.n_items, c.dim, self.modalities_, c.fusion, c.id_dropout, self.warm_, **self._module_kwargs())
+        return _FusedMFModule(
+            self.n_users,
+            self.n_items,
+            c.dim,
+            self.modalities_,
+            c.fusion,
+            c.id_dropout,
+            self.warm_,
+            **self._module_kwargs(),
+        )
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {f"mod.{k}": v for k, v in self.modalities_.items()} | {"warm": self.warm_}
@@ -231,7 +263,10 @@ class MMMF(TorchRecommender):
             b = pairs[s : s + bs]
             neg = self._sampler.sample(b[:, 0], 1, rng)[:, 0]
             arrays = {"user": b[:, 0], "pos": b[:, 1], "neg": neg, **self._extra_batch(len(b), rng)}
-            yield {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device_) for k, v in arrays.items()} | {"n_samples": len(b)}
+            yield {
+                k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device_)
+                for k, v in arrays.items()
+            } | {"n_samples": len(b)}
 
     # -------------------------------------------------------------- scoring
     def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
@@ -295,7 +330,10 @@ class CKE(MMMF):
         return {"h": b[:, 0], "r": b[:, 1], "t": b[:, 2], "h_neg": hn, "t_neg": tn}
 
     def _extra_state(self) -> dict[str, np.ndarray]:
-        return super()._extra_state() | {"item_entity": self.item_entity_, "kg_sizes": self.kg_sizes_}
+        return super()._extra_state() | {
+            "item_entity": self.item_entity_,
+            "kg_sizes": self.kg_sizes_,
+        }
 
     def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
         super()._load_extra_state(state)

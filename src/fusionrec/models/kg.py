@@ -76,10 +76,15 @@ class JointConfig(TrainConfig):
 
     @model_validator(mode="after")
     def _known_terms(self) -> JointConfig:
-        for what, d in (("loss_weights", self.loss_weights), ("loss_schedules", self.loss_schedules)):
+        for what, d in (
+            ("loss_weights", self.loss_weights),
+            ("loss_schedules", self.loss_schedules),
+        ):
             bad = sorted(set(d) - set(self.LOSS_TERMS))
             if bad:
-                raise ValueError(f"{what}: unknown loss term(s) {bad}; this model has {list(self.LOSS_TERMS)}")
+                raise ValueError(
+                    f"{what}: unknown loss term(s) {bad}; this model has {list(self.LOSS_TERMS)}"
+                )
         if any(w < 0 for w in self.loss_weights.values()):
             raise ValueError("loss_weights must be >= 0")
         return self
@@ -103,7 +108,9 @@ def kg_triples(kg: KnowledgeGraph) -> np.ndarray:
     return np.stack([kg.head, kg.relation, kg.tail], axis=1).astype(np.int64)
 
 
-def split_triples(kg: KnowledgeGraph, test_ratio: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_triples(
+    kg: KnowledgeGraph, test_ratio: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Random (train, test) split of the triples; test triples whose head or tail never occurs
     in the train part are moved back to train (their embeddings could not be learned)."""
     if not 0 < test_ratio < 1:
@@ -168,7 +175,9 @@ class _KGETrainable:
 
     name = "kge"
 
-    def __init__(self, cfg: KGEConfig, triples: np.ndarray, n_entities: int, module: torch.nn.Module) -> None:
+    def __init__(
+        self, cfg: KGEConfig, triples: np.ndarray, n_entities: int, module: torch.nn.Module
+    ) -> None:
         self.config = cfg
         self.triples = triples
         self.n_entities = n_entities
@@ -206,7 +215,9 @@ def train_kge(
     ``n_entities``/``n_relations``) with the shared Trainer. ``params`` are further
     :class:`KGEConfig` fields (lr, batch_size, margin, kg_loss, rel_dim, ...)."""
     try:
-        cfg = KGEConfig(method=method, dim=dim, epochs=epochs, **{"lr": 0.01, "device": "cpu", **params})
+        cfg = KGEConfig(
+            method=method, dim=dim, epochs=epochs, **{"lr": 0.01, "device": "cpu", **params}
+        )
     except Exception as e:  # pydantic ValidationError -> user-facing error
         raise ConfigError(f"invalid KG embedding parameters: {e}") from None
     if isinstance(kg, KnowledgeGraph):
@@ -230,7 +241,9 @@ def train_kge(
     init_parameters(module, gen)
     if isinstance(module, TransRModule):
         with torch.no_grad():  # start every projection at the identity (TransE-like)
-            module.proj.copy_(torch.eye(cfg.dim, module.relation.embedding_dim).expand_as(module.proj))
+            module.proj.copy_(
+                torch.eye(cfg.dim, module.relation.embedding_dim).expand_as(module.proj)
+            )
     trainable = _KGETrainable(cfg, triples, n_entities, module)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -62,7 +62,12 @@ class KGATConfig(JointConfig):
 
 
 def build_ckg(
-    n_users: int, item_entity: np.ndarray, n_entities: int, n_relations: int, pairs: np.ndarray, triples: np.ndarray
+    n_users: int,
+    item_entity: np.ndarray,
+    n_entities: int,
+    n_relations: int,
+    pairs: np.ndarray,
+    triples: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Collaborative KG. Returns ``edges`` (E, 3) as (dst, rel, src) node/relation indices
     (dst aggregates src), ``item_node`` (n_items,), ``n_nodes`` and ``n_rel`` (all relations:
@@ -83,7 +88,15 @@ def build_ckg(
 
 
 class _KGATModule(nn.Module):
-    def __init__(self, n_users: int, n_nodes: int, n_rel: int, edges: np.ndarray, item_node: np.ndarray, cfg: KGATConfig) -> None:
+    def __init__(
+        self,
+        n_users: int,
+        n_nodes: int,
+        n_rel: int,
+        edges: np.ndarray,
+        item_node: np.ndarray,
+        cfg: KGATConfig,
+    ) -> None:
         super().__init__()
         self.n_users, self.n_nodes = n_users, n_nodes
         self.node = nn.Embedding(n_nodes, cfg.dim)
@@ -94,7 +107,9 @@ class _KGATModule(nn.Module):
         self.register_buffer("dst", e[:, 0].contiguous(), persistent=False)
         self.register_buffer("rel", e[:, 1].contiguous(), persistent=False)
         self.register_buffer("src", e[:, 2].contiguous(), persistent=False)
-        self.register_buffer("item_node", torch.from_numpy(item_node.astype(np.int64)), persistent=False)
+        self.register_buffer(
+            "item_node", torch.from_numpy(item_node.astype(np.int64)), persistent=False
+        )
         # attention weights of the current epoch: part of the state, so best-epoch restore and
         # save/load give exactly the propagation that was evaluated
         self.register_buffer("att", torch.zeros(len(edges)))
@@ -116,14 +131,22 @@ class _KGATModule(nn.Module):
     def update_attention(self) -> None:
         """Recompute π for every edge from the current embeddings (no gradient)."""
         att = AttentivePropagation.attention(
-            self.node.weight, self.relation.weight, self.proj, self.dst, self.src, self._bounds, self.n_nodes
+            self.node.weight,
+            self.relation.weight,
+            self.proj,
+            self.dst,
+            self.src,
+            self._bounds,
+            self.n_nodes,
         )
         self.att.copy_(att)
         self._cache = None
 
     def adjacency(self) -> torch.Tensor:
         idx = torch.stack([self.dst, self.src])
-        return torch.sparse_coo_tensor(idx, self.att, (self.n_nodes, self.n_nodes), check_invariants=False).coalesce()
+        return torch.sparse_coo_tensor(
+            idx, self.att, (self.n_nodes, self.n_nodes), check_invariants=False
+        ).coalesce()
 
     def propagated(self) -> torch.Tensor:
         if not self.training and self._cache is not None:
@@ -148,8 +171,18 @@ class _KGATModule(nn.Module):
             out["reg"] = w["reg"] * l2_reg(ue, ie, je, batch_size=len(u))
         if "kg" in w and "h" in batch:
             ent = self.node
-            pos = transr_distance(F.normalize(ent(batch["h"]), dim=-1), self.relation(batch["r"]), F.normalize(ent(batch["t"]), dim=-1), self.proj[batch["r"]])
-            neg = transr_distance(F.normalize(ent(batch["h_neg"]), dim=-1), self.relation(batch["r"]), F.normalize(ent(batch["t_neg"]), dim=-1), self.proj[batch["r"]])
+            pos = transr_distance(
+                F.normalize(ent(batch["h"]), dim=-1),
+                self.relation(batch["r"]),
+                F.normalize(ent(batch["t"]), dim=-1),
+                self.proj[batch["r"]],
+            )
+            neg = transr_distance(
+                F.normalize(ent(batch["h_neg"]), dim=-1),
+                self.relation(batch["r"]),
+                F.normalize(ent(batch["t_neg"]), dim=-1),
+                self.proj[batch["r"]],
+            )
             out["kg"] = w["kg"] * kg_pair_loss(pos, neg, self.kg_loss_kind, self.margin)
         return out
 
@@ -169,21 +202,36 @@ class KGAT(TorchRecommender):
         self._sampler = NegativeSampler(m)
         n_ent, n_rel = len(kg.entities), max(len(kg.relations), 1)
         triples = np.stack([kg.head, kg.relation, kg.tail], axis=1).astype(np.int64)
-        self.edges_, self.item_node_, n_nodes, n_rel_all = build_ckg(self.n_users, np.asarray(kg.item_entity), n_ent, n_rel, self._pairs, triples)
+        self.edges_, self.item_node_, n_nodes, n_rel_all = build_ckg(
+            self.n_users, np.asarray(kg.item_entity), n_ent, n_rel, self._pairs, triples
+        )
         self.sizes_ = np.array([n_nodes, n_rel_all], dtype=np.int64)
         # KG triples over node indices for the TransR loss
-        self._kg_nodes = np.stack([triples[:, 0] + self.n_users, triples[:, 1], triples[:, 2] + self.n_users], axis=1)
+        self._kg_nodes = np.stack(
+            [triples[:, 0] + self.n_users, triples[:, 1], triples[:, 2] + self.n_users], axis=1
+        )
         self._n_ent_nodes = (self.n_users, n_nodes)
         self._epoch = 0
 
     def build_module(self) -> nn.Module:
-        return _KGATModule(self.n_users, int(self.sizes_[0]), int(self.sizes_[1]), self.edges_, self.item_node_, self.config)
+        return _KGATModule(
+            self.n_users,
+            int(self.sizes_[0]),
+            int(self.sizes_[1]),
+            self.edges_,
+            self.item_node_,
+            self.config,
+        )
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {"edges": self.edges_, "item_node": self.item_node_, "sizes": self.sizes_}
 
     def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
-        self.edges_, self.item_node_, self.sizes_ = state["edges"], state["item_node"], state["sizes"]
+        self.edges_, self.item_node_, self.sizes_ = (
+            state["edges"],
+            state["item_node"],
+            state["sizes"],
+        )
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         self._epoch += 1
@@ -195,12 +243,27 @@ class KGAT(TorchRecommender):
         lo, hi = self._n_ent_nodes
         for s in range(0, len(pairs), bs):
             b = pairs[s : s + bs]
-            arrays = {"user": b[:, 0], "pos": b[:, 1], "neg": self._sampler.sample(b[:, 0], 1, rng)[:, 0]}
+            arrays = {
+                "user": b[:, 0],
+                "pos": b[:, 1],
+                "neg": self._sampler.sample(b[:, 0], 1, rng)[:, 0],
+            }
             if "kg" in mod.weights and len(self._kg_nodes):
-                t = self._kg_nodes[rng.integers(0, len(self._kg_nodes), size=self.config.kg_batch_size or len(b))]
+                t = self._kg_nodes[
+                    rng.integers(0, len(self._kg_nodes), size=self.config.kg_batch_size or len(b))
+                ]
                 hn, tn = corrupt_triples(t[:, 0] - lo, t[:, 2] - lo, hi - lo, rng)
-                arrays |= {"h": t[:, 0], "r": t[:, 1], "t": t[:, 2], "h_neg": hn + lo, "t_neg": tn + lo}
-            yield {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device_) for k, v in arrays.items()} | {"n_samples": len(b)}
+                arrays |= {
+                    "h": t[:, 0],
+                    "r": t[:, 1],
+                    "t": t[:, 2],
+                    "h_neg": hn + lo,
+                    "t_neg": tn + lo,
+                }
+            yield {
+                k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device_)
+                for k, v in arrays.items()
+            } | {"n_samples": len(b)}
 
     def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         return self.module_.score(users, items)

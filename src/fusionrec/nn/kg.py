@@ -27,12 +27,16 @@ __all__ = [
 ]
 
 
-def transe_distance(h: torch.Tensor, r: torch.Tensor, t: torch.Tensor, norm: int = 2) -> torch.Tensor:
+def transe_distance(
+    h: torch.Tensor, r: torch.Tensor, t: torch.Tensor, norm: int = 2
+) -> torch.Tensor:
     """TransE energy ||h + r - t|| per row (lower = more plausible)."""
     return torch.linalg.vector_norm(h + r - t, ord=norm, dim=-1)
 
 
-def transr_distance(h: torch.Tensor, r: torch.Tensor, t: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+def transr_distance(
+    h: torch.Tensor, r: torch.Tensor, t: torch.Tensor, proj: torch.Tensor
+) -> torch.Tensor:
     """TransR energy ||h M_r + r - t M_r||² per row, with projected entities L2-normalised."""
     hp = F.normalize(torch.bmm(h.unsqueeze(1), proj).squeeze(1), dim=-1)
     tp = F.normalize(torch.bmm(t.unsqueeze(1), proj).squeeze(1), dim=-1)
@@ -40,7 +44,10 @@ def transr_distance(h: torch.Tensor, r: torch.Tensor, t: torch.Tensor, proj: tor
 
 
 def kg_pair_loss(
-    pos: torch.Tensor, neg: torch.Tensor, kind: Literal["margin", "softplus"] = "margin", margin: float = 1.0
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    kind: Literal["margin", "softplus"] = "margin",
+    margin: float = 1.0,
 ) -> torch.Tensor:
     """Mean loss over (true, corrupted) energy pairs: margin ranking max(0, m + pos - neg) or
     the smooth softplus(pos - neg) (the BPR form used by CKE/KGAT in RecBole)."""
@@ -66,7 +73,9 @@ def corrupt_triples(
 class TransEModule(nn.Module):
     """TransE (Bordes et al. 2013): entities and relations in one space, h + r ≈ t."""
 
-    def __init__(self, n_entities: int, n_relations: int, dim: int, margin: float = 1.0, loss: str = "margin") -> None:
+    def __init__(
+        self, n_entities: int, n_relations: int, dim: int, margin: float = 1.0, loss: str = "margin"
+    ) -> None:
         super().__init__()
         self.entity = nn.Embedding(n_entities, dim)
         self.relation = nn.Embedding(n_relations, dim)
@@ -100,7 +109,13 @@ class TransRModule(nn.Module):
     """TransR (Lin et al. 2015): entities (dim d) projected into a relation space (dim d_r) by M_r."""
 
     def __init__(
-        self, n_entities: int, n_relations: int, dim: int, rel_dim: int | None = None, margin: float = 1.0, loss: str = "margin"
+        self,
+        n_entities: int,
+        n_relations: int,
+        dim: int,
+        rel_dim: int | None = None,
+        margin: float = 1.0,
+        loss: str = "margin",
     ) -> None:
         super().__init__()
         rel_dim = rel_dim or dim
@@ -115,7 +130,9 @@ class TransRModule(nn.Module):
         return F.normalize(w, dim=-1)
 
     def energy(self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return transr_distance(self.entity_vectors(h), self.relation(r), self.entity_vectors(t), self.proj[r])
+        return transr_distance(
+            self.entity_vectors(h), self.relation(r), self.entity_vectors(t), self.proj[r]
+        )
 
     def _projected_all(self, r: torch.Tensor) -> torch.Tensor:
         # (B, n_entities, d_r): every entity projected by each query's relation
