@@ -3,13 +3,23 @@
 Scenarios:
   ease       an EASE model fitted on MovieLens-100k (or --model-dir), exhaustive scoring
   synthetic  a 1,000,000-item, 64-d StaticEmbedding model served through the faiss IVF index;
-             also reports recall@10 of the ANN pipeline and of raw ANN search vs exact search
+             also reports recall@10 of the ANN pipeline and of raw ANN search vs exact search,
+             and of ANN similar items vs exact cosine
 
-For each concurrency level (1, 8, 64 by default) async httpx clients POST /v1/recommend for
---duration seconds or --max-requests requests, whichever comes first, and the script prints
-p50/p99 latency, requests/second, errors and the server's memory (RSS, peak RSS).
-The server is ``fusionrec serve`` with one uvicorn worker; the answer cache is off by default
-so every request is scored (--cache to turn it on).
+For each concurrency level (1, 8, 64 by default) and each client (--client):
+
+  wrk     the C load generator (Debian package ``wrk``) with one thread and a Lua script that
+          POSTs /v1/recommend for random users, for --duration seconds; it takes little CPU
+          from the server, so its figures are the service's own
+  python  async httpx clients in this process, for --duration seconds or --max-requests
+          requests; they also check every answer has k items, but share the CPUs with the server
+
+and the script prints p50/p99 latency, requests/second, errors (non-2xx, socket errors,
+timeouts, short answers), the server's CPU time per request (user+system, from /proc: the
+figure that does not depend on other load on the machine), the 1-minute load average, and
+the server's memory (RSS, peak RSS). The server is ``fusionrec serve`` with one uvicorn
+worker; the answer cache is off by default so every request is scored (--cache to turn it
+on). ``--pin`` puts the server on CPU 0 and the clients on CPU 1.
 
     python benchmarks/load_test.py --scenario both
 """
@@ -18,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,6 +57,67 @@ def _mem(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_WRK_LUA = """
+local users = {%(users)s}
+local key = %(key)s
+local k = %(k)d
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = key
+math.randomseed(%(seed)d)
+request = function()
+  local u = users[math.random(1, #users)]
+  return wrk.format(nil, "/v1/recommend", nil, '{"user_id":' .. u .. ',"k":' .. k .. '}')
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%.1f,"p99_us":%%.1f,' ..
+    '"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def _wrk_script(path: Path, users: list[str], key: str, k: int, seed: int) -> Path:
+    """The Lua script wrk runs: random users from ``users``, results as one JSON line."""
+    lua_users = ",".join(json.dumps(json.dumps(str(u))) for u in users)
+    path.write_text(_WRK_LUA % {"users": lua_users, "key": json.dumps(key), "k": k, "seed": seed})
+    return path
+
+
+def _wrk_level(url: str, script: Path, conc: int, duration: float, pin: bool):
+    """One wrk run; (requests, errors, p50 ms, p99 ms, req/s)."""
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{conc}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    if pin:
+        cmd = ["taskset", "-c", "1", *cmd]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    line = next((x for x in run.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:  # e.g. a Lua error: wrk then runs without the script
+        raise SystemExit(f"wrk printed no result:\n{run.stdout}\n{run.stderr}")
+    r = json.loads(line[len("WRKJSON ") :])
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    rps = r["requests"] / (r["duration_us"] / 1e6)
+    return r["requests"], errors, r["p50_us"] / 1000, r["p99_us"] / 1000, rps
+
+
 def prepare_ease(workdir: Path, model_dir: Path | None) -> tuple[Path, list[str]]:
     from fusionrec.models.base import load_model
 
@@ -68,7 +141,7 @@ def prepare_synthetic(
 ) -> tuple[Path, list[str]]:
     from fusionrec.models.base import load_model
     from fusionrec.models.static_embedding import StaticEmbedding
-    from fusionrec.serving.engine import ModelState, recommend
+    from fusionrec.serving.engine import ModelState, recommend, similar
 
     t0 = time.perf_counter()
     d = workdir / f"synthetic-{n_items}-{dim}-{n_users}"
@@ -102,6 +175,23 @@ def prepare_synthetic(
     per = (time.perf_counter() - t0) / len(sample) * 1000
     print(
         f"recall@10 vs exact search (200 users): ANN+re-rank pipeline {pipe_hits / 2000:.3f}, raw ANN {raw_hits / 2000:.3f}; in-process {per:.2f} ms/user"
+    )
+    # similar items (GET /v1/items/{id}/similar): ANN candidates re-ranked by cosine vs exact cosine
+    v = model.V_
+    vn = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    items = rng.choice(n_items, size=100, replace=False)
+    sims = vn[items] @ vn.T
+    sims[np.arange(len(items)), items] = -np.inf
+    truth = np.argpartition(-sims, 10, axis=1)[:, :10]
+    del sims
+    hits = 0
+    t0 = time.perf_counter()
+    for row, i in enumerate(items):
+        got, _, _ = similar(state, int(i), 10, candidates)
+        hits += len(set(truth[row].tolist()) & set(got.tolist()))
+    per = (time.perf_counter() - t0) / len(items) * 1000
+    print(
+        f"similar-items recall@10 vs exact cosine (100 items): {hits / 1000:.3f}; in-process {per:.2f} ms/item"
     )
     return d, [f"u{u}" for u in range(n_users)]
 
@@ -180,6 +270,9 @@ def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Pa
         "--log-level",
         "warning",
     ]
+    if args.pin:
+        cmd = ["taskset", "-c", "0", *cmd]
+        os.sched_setaffinity(0, {1})  # the python client
     server = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -200,17 +293,33 @@ def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Pa
         rss, _ = _mem(server.pid)
         print(f"\n[{name}] server ready in {time.perf_counter() - t0:.1f}s, RSS {rss:.0f} MiB")
         print(
-            f"{'clients':>8} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'RSS MiB':>8} {'peak MiB':>9}"
+            f"{'client':>7} {'clients':>8} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'req/s':>8} {'CPU ms/req':>10} {'load1':>6} {'RSS MiB':>8} {'peak MiB':>9}"
+        )
+        clients = ["wrk", "python"] if args.client == "both" else [args.client]
+        script = (
+            _wrk_script(workdir / "post.lua", users, key, args.k, 1) if "wrk" in clients else None
         )
         for conc in args.concurrency:
-            n, err, p50, p99, rps = asyncio.run(
-                _level(url, key, users, conc, args.duration, args.max_requests, args.k, conc)
-            )
-            rss, hwm = _mem(server.pid)
-            print(
-                f"{conc:>8} {n:>9} {err:>7} {p50:>8.2f} {p99:>8.2f} {rps:>8.1f} {rss:>8.0f} {hwm:>9.0f}",
-                flush=True,
-            )
+            for client in clients:
+                if client == "wrk":
+                    _wrk_level(url, script, conc, 1, args.pin)  # warm-up, not counted
+                    c0 = _cpu_s(server.pid)
+                    n, err, p50, p99, rps = _wrk_level(url, script, conc, args.duration, args.pin)
+                else:
+                    c0 = _cpu_s(server.pid)
+                    n, err, p50, p99, rps = asyncio.run(
+                        _level(
+                            url, key, users, conc, args.duration, args.max_requests, args.k, conc
+                        )
+                    )
+                cpu_ms = (_cpu_s(server.pid) - c0) / max(n, 1) * 1000
+                rss, hwm = _mem(server.pid)
+                print(
+                    f"{client:>7} {conc:>8} {n:>9} {err:>7} {p50:>8.2f} {p99:>8.2f} {rps:>8.1f} "
+                    f"{cpu_ms:>10.2f} {os.getloadavg()[0]:>6.2f} {rss:>8.0f} {hwm:>9.0f}",
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.wait(30)
@@ -247,12 +356,23 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--cache", action="store_true", help="leave the answer cache on")
     p.add_argument(
+        "--client",
+        choices=["wrk", "python", "both"],
+        default="both",
+        help="load generator: wrk (needs the wrk binary), the python httpx client, or both",
+    )
+    p.add_argument("--pin", action="store_true", help="server on CPU 0, clients on CPU 1")
+    p.add_argument(
         "--workdir",
         type=Path,
         default=None,
         help="keep models here (reused when present) instead of a temp folder",
     )
     args = p.parse_args()
+    if args.client in ("wrk", "both") and shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: `apt-get install -y wrk`, or use --client python")
+    if args.pin and (os.cpu_count() or 1) < 2:
+        raise SystemExit("--pin needs at least 2 CPUs")
     print(f"load: {os.getloadavg()}, cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="fusionrec-load-") as tmp:
         workdir = args.workdir or Path(tmp)

@@ -48,8 +48,12 @@ def model_dir(tmp_path, tiny_model, tiny_with_genres):
 
 @pytest.fixture
 def settings(tmp_path, model_dir):
+    # gc_freeze off: each app start would run a full collection of the whole test process
     return ServeSettings(
-        model_dir=model_dir, events_url=f"sqlite:///{tmp_path / 'serve.db'}", cache_size=100
+        model_dir=model_dir,
+        events_url=f"sqlite:///{tmp_path / 'serve.db'}",
+        cache_size=100,
+        gc_freeze=False,
     )
 
 

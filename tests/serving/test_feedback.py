@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
+import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from fusionrec.serving import create_app
+from fusionrec.serving.auth import KeyStore
+
+PG_ENV = "FUSIONREC_TEST_PG_URL"
 
 
 def _ids(client, **body):
@@ -69,10 +77,45 @@ def test_feedback_validation(client):
     assert client.post("/v1/feedback", json={"user_id": "u0", "event": "click"}).status_code == 422
 
 
-def test_restart_keeps_every_acknowledged_event(settings, keys):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def durable_settings(request, settings):
+    """The service settings on SQLite, or on PostgreSQL (``$FUSIONREC_TEST_PG_URL``) in a
+    schema of its own that is dropped afterwards."""
+    if request.param == "sqlite":
+        yield settings
+        return
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"{PG_ENV} is not set: start a throwaway cluster with "
+            f"`export {PG_ENV}=$(scripts/ci_postgres.sh start /tmp/fr-pg)` to run this on PostgreSQL"
+        )
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield settings.model_copy(
+            update={"events_url": scoped.render_as_string(hide_password=False)}
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_restart_keeps_every_acknowledged_event(durable_settings):
+    settings = durable_settings
+    ks = KeyStore(settings.events_url)
+    key, _ = ks.create("reader")
+    ks.engine.dispose()
     acked = []
     with TestClient(create_app(settings)) as c:
-        c.headers["X-API-Key"] = keys[0]
+        svc = c.app.state.service
+        backend = "sqlite" if settings.events_url.startswith("sqlite") else "postgresql"
+        assert svc.engine.dialect.name == backend
+        c.headers["X-API-Key"] = key
         for n in range(25):
             r = c.post(
                 "/v1/feedback",
@@ -85,9 +128,9 @@ def test_restart_keeps_every_acknowledged_event(settings, keys):
             )
             assert r.status_code == 201
             acked.append((r.json()["id"], f"p{n % 4}", "abcdef"[n % 6], 1000.0 + n))
-    # a new app (new process state) on the same SQLite file
+    # a new app (new process state) on the same database
     with TestClient(create_app(settings)) as c:
-        c.headers["X-API-Key"] = keys[0]
+        c.headers["X-API-Key"] = key
         got = []
         for u in ("p0", "p1", "p2", "p3"):
             for e in c.get(f"/v1/users/{u}/history").json()["items"]:

@@ -70,4 +70,7 @@ def register(app: typer.Typer) -> None:
             log_level=log_level,
             workers=1,
             access_log=False,
+            # the standard asyncio loop: with uvloop, 48+ busy keep-alive connections on a
+            # saturated core left some requests waiting over a second (benchmarks/load_test.py)
+            loop="asyncio",
         )

@@ -62,7 +62,9 @@ class Catalog:
     """Titles and genres aligned with a model's item indices."""
 
     titles: np.ndarray
-    genres: list[list[str]]
+    genres: list[tuple[str, ...]]
+    """Genres per item; tuples of strings (items without genres share ``()``), which the garbage
+    collector does not track, so a million-item catalog adds no work to its full collections."""
     _genre_masks: dict[str, np.ndarray]
 
     @classmethod
@@ -75,7 +77,7 @@ class Catalog:
             if fallback_titles is not None
             else np.full(n, "", dtype=object)
         )
-        genres: list[list[str]] = [[] for _ in range(n)]
+        genres: list[tuple[str, ...]] = [()] * n
         if frame is not None:
             idx = items.to_idx(frame["item_id"].astype(str).to_numpy(), unknown="mask")
             ok = idx >= 0
@@ -84,7 +86,7 @@ class Catalog:
             ):
                 if t:
                     titles[i] = str(t)
-                genres[i] = _as_list(g)
+                genres[i] = tuple(_as_list(g))
         masks: dict[str, np.ndarray] = {}
         for i, gs in enumerate(genres):
             for g in gs:

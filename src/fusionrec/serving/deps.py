@@ -1,8 +1,13 @@
-"""FastAPI dependencies: the service, the model state (override it in tests), API-key checks."""
+"""FastAPI dependencies: the service, the model state (override it in tests), API-key checks.
+
+They are ``async`` so that FastAPI calls them on the event loop instead of sending each one
+through the thread pool; only a key check that misses the in-memory cache goes to a thread.
+"""
 
 from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from fusionrec.serving.auth import KeyInfo
 from fusionrec.serving.engine import ModelState
@@ -11,7 +16,7 @@ from fusionrec.serving.service import Service
 __all__ = ["get_service", "get_model_state", "require_key", "require_admin"]
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     """The app's :class:`Service` (created in the lifespan)."""
     svc = getattr(request.app.state, "service", None)
     if svc is None:
@@ -19,7 +24,7 @@ def get_service(request: Request) -> Service:
     return svc
 
 
-def get_model_state(svc: Service = Depends(get_service)) -> ModelState:
+async def get_model_state(svc: Service = Depends(get_service)) -> ModelState:
     """The model state answering now (tests replace this through ``app.dependency_overrides``)."""
     state = svc.state
     if state is None:
@@ -37,7 +42,7 @@ def _presented_key(request: Request) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
-def require_key(request: Request, svc: Service = Depends(get_service)) -> KeyInfo:
+async def require_key(request: Request, svc: Service = Depends(get_service)) -> KeyInfo:
     """401 without a key or with an unknown one, 403 for a revoked one."""
     token = _presented_key(request)
     if token is None:
@@ -46,7 +51,9 @@ def require_key(request: Request, svc: Service = Depends(get_service)) -> KeyInf
             "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    check = svc.check_key(token)
+    check = svc.cached_key(token)
+    if check is None:  # the database, off the event loop
+        check = await run_in_threadpool(svc.check_key, token)
     if check.status == "unknown":
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     if check.status == "revoked":
@@ -55,7 +62,7 @@ def require_key(request: Request, svc: Service = Depends(get_service)) -> KeyInf
     return check.key
 
 
-def require_admin(key: KeyInfo = Depends(require_key)) -> KeyInfo:
+async def require_admin(key: KeyInfo = Depends(require_key)) -> KeyInfo:
     """403 unless the key has the admin scope."""
     if "admin" not in key.scopes:
         raise HTTPException(403, "this API key lacks the 'admin' scope")

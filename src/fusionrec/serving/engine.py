@@ -21,7 +21,14 @@ from fusionrec.rerank import mmr
 from fusionrec.serving.ann import ANN_FILE, AnnIndex
 from fusionrec.serving.catalog import Catalog
 
-__all__ = ["ModelState", "RecAnswer", "recommend", "latest_version", "user_vectors_of"]
+__all__ = [
+    "ModelState",
+    "RecAnswer",
+    "recommend",
+    "similar",
+    "latest_version",
+    "user_vectors_of",
+]
 
 # importing registers the "static_embedding" model so saved synthetic models load
 from fusionrec.models import static_embedding as _static_embedding  # noqa: E402,F401
@@ -48,6 +55,8 @@ class ModelState:
     catalog: Catalog
     ann: AnnIndex | None = None
     user_vecs: np.ndarray | None = None
+    item_norms: np.ndarray | None = None
+    """L2 norms of the item vectors when an ANN index serves them (cosine re-ranking)."""
 
     @classmethod
     def from_model(
@@ -80,8 +89,18 @@ class ModelState:
                         ann.save(saved)
                     except OSError:  # a read-only model folder: keep the index in memory
                         pass
+        norms = None
+        if ann is not None and iv is not None:
+            norms = np.linalg.norm(np.asarray(iv, dtype=np.float32), axis=1).astype(np.float32)
         return cls(
-            model, version, None if path is None else str(path), time.time(), catalog, ann, uv
+            model,
+            version,
+            None if path is None else str(path),
+            time.time(),
+            catalog,
+            ann,
+            uv,
+            norms,
         )
 
     @classmethod
@@ -156,8 +175,10 @@ def recommend(
     popularity for unknown users."""
     model = state.model
     allowed = genre_mask(state, genre)
-    extra = np.unique(
-        np.concatenate([_known(state, history or []), _known(state, event_items or [])])
+    extra = (
+        np.unique(np.concatenate([_known(state, history or []), _known(state, event_items or [])]))
+        if history or event_items
+        else np.zeros(0, np.int64)
     )
     uidx = int(model.users_.to_idx([user_id], unknown="mask")[0])
     fallback, strategy = False, "model"
@@ -165,7 +186,7 @@ def recommend(
         train = model.seen_.indices[model.seen_.indptr[uidx] : model.seen_.indptr[uidx + 1]].astype(
             np.int64
         )
-        seen = np.union1d(train, extra)
+        seen = np.union1d(train, extra) if len(extra) else train
         if state.ann is not None and state.user_vecs is not None:
             got = _ann_answer(
                 state, uidx, k, seen if exclude_seen else None, allowed, diversity, ann_candidates
@@ -256,6 +277,34 @@ def _ann_answer(
         )
         cand, exact = cand[pos], exact[pos]
     return RecAnswer(cand[:k], exact[:k], False, "ann")
+
+
+def similar(
+    state: ModelState, iidx: int, k: int, ann_candidates: int = 200
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The k items most similar to item ``iidx`` by cosine of the item vectors, best first, and
+    the strategy (``ann`` or ``exact``).
+
+    With an ANN index the index proposes ``max(ann_candidates, k) + 1`` neighbours of the item's
+    vector by inner product and they are re-ranked by exact cosine; without one (catalogs at or
+    below the ANN threshold, or models without item vectors) the model's exact
+    ``similar_items`` answers.
+    """
+    vec = state.model.item_vectors() if state.ann is not None else None
+    if vec is None or state.item_norms is None:
+        df = state.model.similar_items([state.model.items_.ids[iidx]], k)
+        idx = state.model.items_.to_idx(df["similar_item_id"].to_numpy(dtype=object))
+        return idx.astype(np.int64), df["score"].to_numpy(dtype=np.float32), "exact"
+    q = np.asarray(vec[iidx], dtype=np.float32)
+    cand, _ = state.ann.search(q, max(ann_candidates, k) + 1)
+    cand = cand[0]
+    cand = cand[(cand >= 0) & (cand != iidx)]
+    norms = state.item_norms
+    sims = (np.asarray(vec[cand], dtype=np.float32) @ q) / np.maximum(
+        norms[cand] * norms[iidx], 1e-12
+    )
+    order = np.argsort(-sims, kind="stable")[:k]
+    return cand[order], sims[order].astype(np.float32), "ann"
 
 
 def check_item(state: ModelState, item_id: str) -> int:

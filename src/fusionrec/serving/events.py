@@ -80,6 +80,11 @@ class EventStore:
         with self.engine.connect() as conn:
             return list(dict.fromkeys(r[0] for r in conn.execute(q)))
 
+    def users(self) -> set[str]:
+        """Every user id with at least one stored event."""
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.select(feedback.c.user_id).distinct())}
+
     def frame(self) -> pd.DataFrame:
         """All events as a table (id, user_id, item_id, event, value, ts), oldest first."""
         q = sa.select(

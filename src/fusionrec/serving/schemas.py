@@ -92,6 +92,8 @@ class SimilarResponse(BaseModel):
     """The query item."""
     title: str | None = None
     """Its title."""
+    strategy: Literal["ann", "exact"] = "exact"
+    """``ann``: candidates from the ANN index re-ranked by exact cosine; ``exact``: all items scored."""
     items: list[SimilarItem]
     """Most similar items, best first."""
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import hmac
 import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from fusionrec.data.dataset import Dataset
@@ -39,23 +43,112 @@ class Service:
             settings.log_secret.encode() if settings.log_secret else secrets.token_bytes(32)
         )
         self._dataset: Dataset | None = None
-        self._key_cache: dict[str, tuple[float, KeyCheck]] = {}
+        # key id -> (checked at, sha256 of the full presented key, check)
+        self._key_cache: dict[str, tuple[float, bytes, KeyCheck]] = {}
+        # user id -> item ids of the user's feedback events (see ``event_items``)
+        self._events_cache: OrderedDict[str, list[str]] = OrderedDict()
+        self._events_lock = threading.Lock()
+        self._events_gen = 0
+        self._event_users: set[str] | None = None  # users with any stored event
+
+    # ----------------------------------------------------------- API keys
+    def cached_key(self, presented: str) -> KeyCheck | None:
+        """The remembered successful check of ``presented`` (younger than ``key_cache_s``), else None.
+
+        The cache is found by the key's public id and the presented key is compared with the
+        remembered one by its SHA-256 digest through :func:`hmac.compare_digest`, so a lookup
+        takes the same time whatever the secret's first differing character.
+        """
+        ttl = self.settings.key_cache_s
+        if ttl <= 0:
+            return None
+        parts = presented.split("_", 2)
+        hit = self._key_cache.get(parts[1]) if len(parts) == 3 else None
+        if hit is None or time.monotonic() - hit[0] >= ttl:
+            return None
+        if not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), hit[1]):
+            return None
+        return hit[2]
 
     def check_key(self, presented: str) -> KeyCheck:
-        """``KeyStore.check`` with successful checks remembered for ``key_cache_s`` seconds."""
-        ttl = self.settings.key_cache_s
-        now = time.monotonic()
-        hit = self._key_cache.get(presented) if ttl > 0 else None
-        if hit is not None and now - hit[0] < ttl:
-            return hit[1]
+        """``KeyStore.check`` with successful checks remembered for ``key_cache_s`` seconds;
+        a revoked or unknown answer drops what was remembered for that key id."""
+        hit = self.cached_key(presented)
+        if hit is not None:
+            return hit
         check = self.keys.check(presented)
-        if check.status == "ok" and ttl > 0:
+        parts = presented.split("_", 2)
+        if len(parts) != 3:
+            return check
+        if check.status == "ok" and self.settings.key_cache_s > 0:
             if len(self._key_cache) > 10_000:
                 self._key_cache.clear()
-            self._key_cache[presented] = (now, check)
+            digest = hashlib.sha256(presented.encode()).digest()
+            self._key_cache[parts[1]] = (time.monotonic(), digest, check)
         else:
-            self._key_cache.pop(presented, None)
+            self._key_cache.pop(parts[1], None)
         return check
+
+    def revoke_key(self, key_id: str):
+        """Revoke a key and forget its remembered check at once (other processes: ``key_cache_s``)."""
+        info = self.keys.revoke(key_id)
+        self._key_cache.pop(key_id, None)
+        return info
+
+    # ----------------------------------------------------------- feedback events
+    def cached_event_items(self, user_id: str) -> list[str] | None:
+        """The user's feedback item ids when held in memory, else None (then call ``event_items``)."""
+        if self.settings.events_cache_size <= 0:
+            return None
+        with self._events_lock:
+            if self._event_users is not None and user_id not in self._event_users:
+                return []
+            got = self._events_cache.get(user_id)
+            if got is not None:
+                self._events_cache.move_to_end(user_id)
+            return got
+
+    def event_items(self, user_id: str) -> list[str]:
+        """Item ids the user gave feedback on, oldest first (memory, else the database).
+
+        Up to ``events_cache_size`` users are held in memory, and the set of users with any
+        stored event answers "none" without a query; ``add_event`` drops the user's entry, and a
+        read that raced with a write is not kept (generation check)."""
+        size = self.settings.events_cache_size
+        if size > 0 and self._event_users is None:
+            self._load_event_users()
+        got = self.cached_event_items(user_id)
+        if got is not None:
+            return got
+        gen = self._events_gen
+        items = self.events.items_for_user(user_id)
+        if size > 0:
+            with self._events_lock:
+                if gen == self._events_gen:
+                    self._events_cache[user_id] = items
+                    while len(self._events_cache) > size:
+                        self._events_cache.popitem(last=False)
+        return items
+
+    def add_event(
+        self, user_id: str, item_id: str, event: str, value: float | None, ts: float | None
+    ) -> int:
+        """Store one event durably, then drop what memory held for the user (events and answers)."""
+        eid = self.events.add(user_id, item_id, event, value, ts)
+        with self._events_lock:
+            self._events_gen += 1
+            self._events_cache.pop(user_id, None)
+            if self._event_users is not None:
+                self._event_users.add(str(user_id))
+        self.cache.invalidate_user(user_id)
+        return eid
+
+    def _load_event_users(self) -> None:
+        gen = self._events_gen
+        users = self.events.users()
+        with self._events_lock:
+            if gen == self._events_gen:
+                self._event_users = users
 
     # ----------------------------------------------------------- model
     def source(self) -> Path | None:
@@ -107,6 +200,16 @@ class Service:
             previous = None if self.state is None else self.state.version
             self.state = new  # the atomic swap: one reference assignment
             self.cache.clear()
+            with self._events_lock:  # a reload also re-reads events written by other processes
+                self._events_gen += 1
+                self._events_cache.clear()
+                self._event_users = None
+            if self.settings.events_cache_size > 0:
+                self._load_event_users()
+            if self.settings.gc_freeze:
+                gc.unfreeze()
+                gc.collect()
+                gc.freeze()
             self.metrics.set_model(new.name, new.version)
             self.metrics.reloads.labels("ok").inc()
             secs = time.perf_counter() - t0
@@ -129,4 +232,6 @@ class Service:
         return pseudonymize(user_id, self._secret)
 
     def close(self) -> None:
+        if self.settings.gc_freeze:
+            gc.unfreeze()
         self.engine.dispose()

@@ -62,6 +62,14 @@ class ServeSettings(BaseModel):
     key_cache_s: float = Field(1.0, ge=0)
     """Seconds a successful API-key check is remembered in memory (0: check the database every time);
     a key revoked from another process stops working at most this long after."""
+    events_cache_size: int = Field(100_000, ge=0)
+    """Users whose feedback item ids are held in memory (0: read the database on every request).
+    This service's own feedback updates them at once; events another process writes into the
+    database reach a user held in memory after a model reload."""
+    gc_freeze: bool = True
+    """After each model (re)load, collect garbage once and move every object then alive out of
+    the garbage collector's sight (``gc.freeze``): a million-item model makes a full collection
+    take hundreds of milliseconds, which would otherwise land in some request's latency."""
     log_secret: str | None = None
     """Key of the hash that pseudonymises user ids in logs (random per process when unset)."""
 

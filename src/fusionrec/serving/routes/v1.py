@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fusionrec.errors import ConfigError, UnknownIdError
@@ -22,7 +24,6 @@ from fusionrec.serving.schemas import (
     HistoryResponse,
     ModelInfoOut,
     ModelsResponse,
-    RecommendedItem,
     RecommendRequest,
     RecommendResponse,
     SimilarItem,
@@ -30,6 +31,14 @@ from fusionrec.serving.schemas import (
     UsersResponse,
 )
 from fusionrec.serving.service import Service
+
+try:  # the faster encoder when installed (the serve extra brings it)
+    from orjson import dumps as _dumps
+except ImportError:  # pragma: no cover - orjson is optional
+
+    def _dumps(body: dict) -> bytes:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 log = logging.getLogger("fusionrec.serving")
@@ -40,11 +49,11 @@ def _title(state: ModelState, i: int) -> str | None:
 
 
 @router.post("/recommend", response_model=RecommendResponse)
-def recommend(
+async def recommend(
     req: RecommendRequest,
     svc: Service = Depends(get_service),
     state: ModelState = Depends(get_model_state),
-) -> RecommendResponse:
+) -> Response:
     """Top-k items for a user (known, new with feedback, or anonymous with a history)."""
     if req.k > svc.settings.max_k:
         raise HTTPException(
@@ -63,39 +72,59 @@ def recommend(
     hit = svc.cache.get(key)
     if hit is not None:
         svc.metrics.cache.labels("hit").inc()
-        svc.metrics.recommended(hit.strategy, hit.fallback)
-        return hit.model_copy(update={"cached": True})
+        svc.metrics.recommended(hit["strategy"], hit["fallback"])
+        return _json({**hit, "cached": True})
     svc.metrics.cache.labels("miss").inc()
-    events = svc.events.items_for_user(req.user_id)
+    events = svc.cached_event_items(req.user_id)
+    if events is None:  # the database, off the event loop
+        events = await run_in_threadpool(svc.event_items, req.user_id)
+    args = (
+        state,
+        req.user_id,
+        req.k,
+        req.exclude_seen,
+        genre,
+        req.history,
+        events,
+        req.diversity,
+        svc.settings.ann_candidates,
+    )
     try:
-        ans = engine.recommend(
-            state,
-            req.user_id,
-            req.k,
-            req.exclude_seen,
-            genre,
-            req.history,
-            events,
-            req.diversity,
-            svc.settings.ann_candidates,
-        )
+        # an ANN answer or a catalog at or below the ANN threshold costs well under a
+        # millisecond: computed on the event loop (a thread hop would cost more); exhaustive
+        # scoring of a large catalog goes to the thread pool so other requests keep flowing
+        if state.ann is not None or state.model.n_items <= svc.settings.ann_threshold:
+            ans = engine.recommend(*args)
+        else:
+            ans = await run_in_threadpool(engine.recommend, *args)
     except ConfigError as e:
         raise HTTPException(422, str(e)) from None
     ids = state.model.items_.ids
-    out = RecommendResponse(
-        user_id=req.user_id,
-        items=[
-            RecommendedItem(item_id=str(ids[i]), rank=r, score=float(s), title=_title(state, i))
-            for r, (i, s) in enumerate(zip(ans.items, ans.scores, strict=True), 1)
+    title = state.catalog.title
+    # the fields of RecommendResponse / RecommendedItem, in their order (a test holds them equal)
+    out = {
+        "user_id": req.user_id,
+        "items": [
+            {"item_id": str(ids[i]), "rank": r, "score": s, "title": title(i)}
+            for r, (i, s) in enumerate(zip(ans.items.tolist(), ans.scores.tolist(), strict=True), 1)
         ],
-        fallback=ans.fallback,
-        strategy=ans.strategy,
-        model_version=state.version,
-    )
+        "fallback": ans.fallback,
+        "strategy": ans.strategy,
+        "model_version": state.version,
+        "cached": False,
+    }
     svc.cache.put(req.user_id, key, out)
     svc.metrics.recommended(ans.strategy, ans.fallback)
-    log.debug("recommend user=%s k=%d strategy=%s", svc.pseudo(req.user_id), req.k, ans.strategy)
-    return out
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "recommend user=%s k=%d strategy=%s", svc.pseudo(req.user_id), req.k, ans.strategy
+        )
+    return _json(out)
+
+
+def _json(body: dict) -> Response:
+    """JSON of a body built to the response model (FastAPI would validate it field by field)."""
+    return Response(_dumps(body), media_type="application/json")
 
 
 @router.get("/items/{item_id}/similar", response_model=SimilarResponse)
@@ -105,18 +134,19 @@ def similar(
     svc: Service = Depends(get_service),
     state: ModelState = Depends(get_model_state),
 ) -> SimilarResponse:
-    """The k items most similar to ``item_id``."""
+    """The k items most similar to ``item_id`` (through the ANN index for large embedding models)."""
     if k > svc.settings.max_k:
         raise HTTPException(422, f"k={k} is above this service's limit max_k={svc.settings.max_k}")
     i = _item(state, item_id)
-    df = state.model.similar_items([item_id], k)
-    idx = state.model.items_.to_idx(df["similar_item_id"].to_numpy(dtype=object))
+    idx, scores, strategy = engine.similar(state, i, k, svc.settings.ann_candidates)
+    ids = state.model.items_.ids
     return SimilarResponse(
         item_id=item_id,
         title=_title(state, i),
+        strategy=strategy,
         items=[
-            SimilarItem(item_id=str(s), rank=int(r), score=float(sc), title=_title(state, j))
-            for s, r, sc, j in zip(df["similar_item_id"], df["rank"], df["score"], idx, strict=True)
+            SimilarItem(item_id=str(ids[j]), rank=r, score=float(sc), title=_title(state, j))
+            for r, (j, sc) in enumerate(zip(idx, scores, strict=True), 1)
         ],
     )
 
@@ -175,7 +205,7 @@ def explain(
     """Why ``item_id`` suits ``user_id``: the history items that contributed most, and shared genres."""
     i = _item(state, item_id)
     known, train = _train_items(state, user_id)
-    ev = engine._known(state, svc.events.items_for_user(user_id))
+    ev = engine._known(state, svc.event_items(user_id))
     hist = np.concatenate([train, ev[~np.isin(ev, train)]])
     if not known and len(hist) == 0:
         raise HTTPException(404, f"unknown user {user_id!r} (no training data and no feedback)")
@@ -212,9 +242,8 @@ def explain(
 async def feedback(req: FeedbackRequest, svc: Service = Depends(get_service)) -> FeedbackResponse:
     """Store an event durably; the user's next recommendation already reflects it."""
     eid = await run_in_threadpool(
-        svc.events.add, req.user_id, req.item_id, req.event, req.value, req.ts
+        svc.add_event, req.user_id, req.item_id, req.event, req.value, req.ts
     )
-    svc.cache.invalidate_user(req.user_id)
     svc.metrics.feedback.labels(req.event).inc()
     log.info("feedback user=%s event=%s", svc.pseudo(req.user_id), req.event)
     return FeedbackResponse(id=eid)
