@@ -2,8 +2,11 @@
 
 Prints, side by side in one run: ensemble vs its members; KD student vs teacher vs student
 alone (NDCG@10, parameters, scoring ms/user); multi-task RMSE + NDCG@10 vs single-task;
-curriculum vs uniform negatives at equal epochs. Run: ``python benchmarks/strategies_benchmark.py``
-(``--quick`` for fewer epochs). Not a test: it never fails on speed.
+curriculum vs uniform negatives at equal epochs; SASRec vs SASRec + sequence augmentation +
+contrastive loss (CL4SRec-style) at equal epochs on the leave-one-out protocol (``sasrec``
+section: its NDCG@10 is on the loo test split, not the RS one). Run:
+``python benchmarks/strategies_benchmark.py`` (``--quick`` for fewer epochs, ``--only sasrec``
+for one section). Not a test: it never fails on speed.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def _ms_per_user(model, n_users: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer epochs")
-    ap.add_argument("--only", default="ensemble,kd,multitask,curriculum")
+    ap.add_argument("--only", default="ensemble,kd,multitask,curriculum,sasrec")
+    ap.add_argument("--sasrec-epochs", type=int, default=None, help="epochs of both SASRec runs")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     ep = 15 if args.quick else 40
@@ -61,6 +65,11 @@ def main() -> None:
         m = make()
         return m, time.perf_counter() - t
 
+    if "sasrec" in parts:
+        _sasrec_section(ds, args.sasrec_epochs or (10 if args.quick else 30), rows)
+    if not parts - {"sasrec"}:
+        _print_table(rows)
+        return
     ease, s = fit(lambda: get_model("ease")().fit(sp.train, sp.valid, seed=2020))
     if "ensemble" in parts or "kd" in parts:
         report("ensemble", "ease", ease, s, params=parameter_count(ease))
@@ -160,6 +169,47 @@ def main() -> None:
                 lambda cur=cur: Distilled(curriculum=cur, **cb).fit(sp.train, sp.valid, seed=2020)
             )
             report("curriculum", f"{name} ({ep} epochs)", m, s)
+    _print_table(rows)
+
+
+def _sasrec_section(ds, epochs: int, rows: list[dict]) -> None:
+    """SASRec vs SASRec + augmentation + CL, same epochs, no early stop, loo split."""
+    sp = split(ds, "loo")
+    ev = Evaluator(metrics=("ndcg", "recall"), ks=(10,))
+    base = dict(epochs=epochs, patience=0, eval_every=epochs, device="cpu", lr=2e-3)
+    aug = [
+        {"kind": "crop", "rate": 0.6},
+        {"kind": "mask", "rate": 0.3},
+        {"kind": "reorder", "rate": 0.6},
+    ]
+    for name, extra in (
+        ("sasrec", {}),
+        ("sasrec+aug+cl dot T=1", dict(augment=aug, cl_weight=0.1)),
+        (
+            "sasrec+aug+cl cos T=0.2",
+            dict(augment=aug, cl_weight=0.1, cl_similarity="cos", cl_temperature=0.2),
+        ),
+    ):
+        t = time.perf_counter()
+        m = get_model("sasrec")(**base, **extra).fit(sp.train, sp.valid, seed=2020)
+        s = time.perf_counter() - t
+        res = ev.evaluate_split(m, sp)
+        last = m.history_.records[-1]
+        r = {
+            "section": "sasrec (loo)",
+            "model": f"{name} ({epochs} epochs)",
+            "ndcg@10": round(res["ndcg@10"], 4),
+            "fit_s": round(s, 1),
+            "recall@10": round(res["recall@10"], 4),
+            "s_per_epoch": round(s / len(m.history_.records), 2),
+        }
+        if "loss_cl" in last:
+            r["last_loss_cl"] = round(last["loss_cl"], 4)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+
+
+def _print_table(rows: list[dict]) -> None:
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     print("| section | model | NDCG@10 | fit s | extra |\n|---|---|---:|---:|---|")
     for r in rows:

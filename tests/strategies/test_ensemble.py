@@ -153,13 +153,9 @@ def load_model_free(name: str, train: Dataset) -> Recommender:
 @pytest.mark.parametrize("method", ["weighted", "rrf", "stacked"])
 def test_ensemble_conformance(method):
     members = [{"name": "ease"}, {"name": "itemknn"}]
-    # save_load is skipped: an ensemble saves its members as sub-folders (members/<i>-<name>/),
-    # which the generic check does not allow; test_fit_learns_weights_and_save_load_roundtrip
-    # covers the round trip.
-    report = check_recommender(
-        Ensemble, {"members": members, "method": method}, skip=("save_load",)
-    )
-    assert "batch_equals_single" in report.passed
+    # members are saved as nested model folders (members/<i>-<name>/), which save_load checks
+    report = check_recommender(Ensemble, {"members": members, "method": method})
+    assert {"batch_equals_single", "save_load"} <= set(report.passed)
 
 
 def test_fit_learns_weights_and_save_load_roundtrip(tmp_path):

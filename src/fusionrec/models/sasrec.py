@@ -12,6 +12,20 @@ At fit time the history is the training sequence; when ``history_includes_valid`
 a validation set is given, its interactions are appended (merged by time) once training and
 early stopping are done, so the fitted model represents "now" (the RecBole convention: test
 predictions see train + valid). ``score_histories`` scores ad-hoc histories (unknown users).
+
+Augmentation (off by default; with it off the model trains exactly as without these fields):
+
+- ``cl_weight > 0`` adds a CL4SRec-style contrastive term: two augmented views of each training
+  window's input (ops from ``augment``, see ``fusionrec.strategies.augmentation``), encoded to
+  their last-position representation, and InfoNCE over the batch (:func:`info_nce`: each view's
+  positive is the other view of the same sequence, the other 2B - 2 views are negatives). The
+  loss is then the dict ``{"rec": next-item loss, "cl": cl_weight * InfoNCE}``, logged per term.
+- ``augment_copies = N`` adds N augmented copies of every training sequence (made once, from the
+  fit seed) to the next-item training windows; a masked item is deleted from a copy.
+
+Subclasses can change how items are embedded by overriding ``SASRecModule.item_embeddings``
+(codes 0..n_items -> vectors): the input sequence, the ``bpr``/``bce`` negatives and the tied
+output weights all go through it.
 """
 
 from __future__ import annotations
@@ -22,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from fusionrec.data.dataset import Dataset
@@ -30,9 +44,24 @@ from fusionrec.models.base import Capabilities
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.transformer import CausalTransformer
+from fusionrec.strategies.augmentation import (
+    AugmentConfig,
+    AugmentOp,
+    SequenceAugmenter,
+    cooccurrence_substitutes,
+    pack_sequences,
+    unpack_sequences,
+)
 from fusionrec.training.config import TrainConfig
 
-__all__ = ["SASRec", "SASRecConfig", "pad_histories", "training_windows"]
+__all__ = [
+    "SASRec",
+    "SASRecConfig",
+    "SASRecModule",
+    "info_nce",
+    "pad_histories",
+    "training_windows",
+]
 
 
 class SASRecConfig(TrainConfig):
@@ -60,6 +89,33 @@ class SASRecConfig(TrainConfig):
     """Training windows (sequences of up to max_len positions) per optimisation step."""
     epochs: int = Field(200, ge=1)
     """Maximum number of passes over the training windows."""
+    augment: tuple[AugmentOp, ...] = ()
+    """Sequence augmentation ops with rates, e.g. ``[{kind: crop, rate: 0.6}, {kind: mask,
+    rate: 0.3}, {kind: reorder, rate: 0.3}]`` (used by ``cl_weight`` and ``augment_copies``)."""
+    augment_compose: Literal["one", "all"] = "one"
+    """'one': each view gets one op drawn uniformly from ``augment`` (CL4SRec); 'all': every op."""
+    cl_weight: float = Field(0.0, ge=0)
+    """Weight of the contrastive (InfoNCE) term between two augmented views; 0 = off."""
+    cl_temperature: float = Field(1.0, gt=0)
+    """InfoNCE temperature."""
+    cl_similarity: Literal["dot", "cos"] = "dot"
+    """Similarity of two views' representations in InfoNCE: dot product or cosine."""
+    augment_copies: int = Field(0, ge=0)
+    """Augmented copies of each training sequence added to the next-item training data."""
+
+    @model_validator(mode="after")
+    def _augment_used(self) -> SASRecConfig:
+        uses = self.cl_weight > 0 or self.augment_copies > 0
+        if uses and not self.augment:
+            raise ValueError("cl_weight / augment_copies need augmentation ops in 'augment'")
+        if self.augment and not uses:
+            raise ValueError(
+                "'augment' is set but unused: set cl_weight > 0 and/or augment_copies > 0"
+            )
+        return self
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(ops=self.augment, compose=self.augment_compose)
 
 
 def pad_histories(histories: Sequence[np.ndarray], max_len: int, n_items: int) -> np.ndarray:
@@ -103,6 +159,21 @@ def training_windows(seqs: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarr
     return inputs.astype(np.int64), targets.astype(np.int64)
 
 
+def info_nce(
+    a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0, similarity: str = "dot"
+) -> torch.Tensor:
+    """NT-Xent / InfoNCE over a batch of paired views ``a``, ``b`` (B, d): for each of the 2B
+    views the positive is its pair and the other 2B - 2 views are negatives; mean cross-entropy."""
+    z = torch.cat([a, b])
+    if similarity == "cos":
+        z = F.normalize(z, dim=-1)
+    sim = (z @ z.T) / temperature
+    n = a.shape[0]
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
 def _merged_sequences(parts: Sequence[Dataset], n_users: int) -> list[np.ndarray]:
     """Per-user item sequences over several Datasets, ordered by time (then by part and row)."""
     u = np.concatenate([d.user_idx for d in parts])
@@ -129,11 +200,31 @@ class SASRecModule(nn.Module):
         self.encoder = CausalTransformer(
             c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.dropout, c.attn_dropout
         )
+        self.cl_weight = c.cl_weight
+        self.cl_temperature = c.cl_temperature
+        self.cl_similarity = c.cl_similarity
+        #: code of the 'mask' augmentation token (n_items + 1); its vector is ``mask_emb``
+        self.mask_code = n_items + 1
+        uses_mask = c.cl_weight > 0 and any(op.kind == "mask" for op in c.augment)
+        self.mask_emb = nn.Parameter(torch.zeros(1, c.hidden_size)) if uses_mask else None
+
+    def item_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
+        """Vectors of item codes (item index + 1; 0 = padding), any shape -> (*shape, d).
+
+        The one place items are embedded (inputs, negatives, output weights): override it to
+        build item vectors differently (e.g. fused with side information)."""
+        return self.item_emb(codes)
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """(B, L) padded item codes -> (B, L, d) causal representations."""
         valid = seq > 0
-        x = self.item_emb(seq) * valid.unsqueeze(-1) + self.pos_emb.weight[None, : seq.shape[1]]
+        if self.mask_emb is not None:
+            masked = seq == self.mask_code
+            x = self.item_embeddings(seq.masked_fill(masked, 0))
+            x = torch.where(masked.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
+        else:
+            x = self.item_embeddings(seq)
+        x = x * valid.unsqueeze(-1) + self.pos_emb.weight[None, : seq.shape[1]]
         return self.encoder(self.drop(x), valid)
 
     def last(self, seq: torch.Tensor) -> torch.Tensor:
@@ -141,20 +232,32 @@ class SASRecModule(nn.Module):
         return self.encode(seq)[:, -1]
 
     def item_weights(self) -> torch.Tensor:
-        return self.item_emb.weight[1:]
+        """(n_items, d) output weights, tied to the input item embeddings."""
+        codes = torch.arange(1, self.n_items + 1, device=self.pos_emb.weight.device)
+        return self.item_embeddings(codes)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def rec_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.encode(batch["inputs"])
         tgt = batch["targets"]
         sel = tgt > 0
         hv, tv = h[sel], tgt[sel]
         if self.loss_kind == "ce":
             return F.cross_entropy(hv @ self.item_weights().T, tv - 1)
-        pos = (hv * self.item_emb(tv)).sum(-1)
-        neg = (hv * self.item_emb(batch["negatives"][sel])).sum(-1)
+        pos = (hv * self.item_embeddings(tv)).sum(-1)
+        neg = (hv * self.item_embeddings(batch["negatives"][sel])).sum(-1)
         if self.loss_kind == "bpr":
             return -F.logsigmoid(pos - neg).mean()
         return -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
+
+    def cl_loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """InfoNCE between the last-position representations of two views (unweighted)."""
+        return info_nce(self.last(view1), self.last(view2), self.cl_temperature, self.cl_similarity)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        rec = self.rec_loss(batch)
+        if "view1" not in batch:
+            return rec
+        return {"rec": rec, "cl": self.cl_weight * self.cl_loss(batch["view1"], batch["view2"])}
 
 
 @register("sasrec")
@@ -168,12 +271,29 @@ class SASRec(TorchRecommender):
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
         c = self.config
         seqs = dataset.sequences()
-        self.inputs_, self.targets_ = training_windows(seqs, c.max_len)
+        self.augmenter_ = None
+        if c.augment:
+            subs = (
+                cooccurrence_substitutes(dataset.matrix("csr"))
+                if any(op.kind == "substitute" for op in c.augment)
+                else None
+            )
+            self.augmenter_ = SequenceAugmenter(
+                c.augment_config(), substitutes=subs, mask_code=self.n_items + 1
+            )
+        train_seqs = list(seqs)
+        if c.augment_copies:
+            packed = pack_sequences(seqs)
+            for _ in range(c.augment_copies):
+                view = self.augmenter_(packed, rng)
+                train_seqs += unpack_sequences(view, drop=(self.n_items + 1,))
+        self.inputs_, self.targets_ = training_windows(train_seqs, c.max_len)
         self.hist_ = pad_histories(seqs, c.max_len, self.n_items)
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         super()._fit(dataset, valid, seed)
         self.inputs_ = self.targets_ = None  # training windows are not needed after fit
+        self.augmenter_ = None
         if self.config.history_includes_valid and valid is not None and valid.n_interactions:
             seqs = _merged_sequences([dataset, valid], self.n_users)
             self.hist_ = pad_histories(seqs, self.config.max_len, self.n_items)
@@ -196,6 +316,9 @@ class SASRec(TorchRecommender):
                 clash = neg == batch["targets"]
                 neg[clash] = neg[clash] % self.n_items + 1
                 batch["negatives"] = neg
+            if self.config.cl_weight > 0:
+                batch["view1"] = self.augmenter_(batch["inputs"], rng)
+                batch["view2"] = self.augmenter_(batch["inputs"], rng)
             yield {k: torch.as_tensor(v, device=self.device_) for k, v in batch.items()}
 
     def _score_seqs(self, seq: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:

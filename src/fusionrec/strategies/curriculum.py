@@ -8,23 +8,22 @@
   or the items a teacher model ranks highest among the user's unseen items
   (``difficulty="teacher"``). Same interface as ``NegativeSampler.sample`` plus ``set_epoch``.
 - :class:`ProgressiveUnfreezing` — a Trainer callback that freezes named parameter groups of a
-  module and unfreezes them at given epochs (gradients of frozen parameters are zeroed by a
-  tensor hook, so it works with the shared Trainer's optimiser as built).
+  module and unfreezes them at given epochs (defined in ``fusionrec.training.unfreeze`` so the
+  Trainer can build it from ``TrainConfig.progressive_unfreeze``; re-exported here).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
+from fusionrec.training.unfreeze import ProgressiveUnfreezing
 
 __all__ = ["CurriculumConfig", "CurriculumNegativeSampler", "pacing", "ProgressiveUnfreezing"]
 
@@ -127,59 +126,3 @@ class CurriculumNegativeSampler:
             top = self.teacher_top
             out[pick] = top[rows, rng.integers(0, top.shape[1], size=len(rows))]
         return out
-
-
-class ProgressiveUnfreezing:
-    """Freeze parameter groups of a module and unfreeze them at given epochs.
-
-    ``schedule`` maps an epoch (1-based: the first epoch the group trains) to parameter-name
-    prefixes, e.g. ``{3: ["encoder.layer.5"], 5: ["encoder"]}``. Call ``attach(module)`` before
-    training (groups scheduled for epoch <= 1 train from the start) and pass the object as a
-    callback of the shared Trainer (``Trainer(config, callbacks=[unfreezer]).fit(model, ...)``
-    once ``model.module_`` is built, e.g. to continue training a pretrained model): after epoch
-    e it unfreezes the groups due at e+1. Frozen parameters get zero gradients (a tensor hook), so optimisers with
-    zero weight decay leave them unchanged; ``frozen`` lists the names still frozen.
-    """
-
-    def __init__(self, schedule: Mapping[int, Sequence[str]]) -> None:
-        if any(int(e) < 1 for e in schedule):
-            raise ConfigError("progressive unfreezing epochs must be >= 1")
-        self.schedule = {int(e): tuple(p) for e, p in schedule.items()}
-        self.frozen: set[str] = set()
-        self._module: torch.nn.Module | None = None
-
-    def _names(self, prefixes: Sequence[str]) -> list[str]:
-        assert self._module is not None
-        names = [
-            n
-            for n, _ in self._module.named_parameters()
-            if any(n == p or n.startswith(p + ".") for p in prefixes)
-        ]
-        if not names:
-            raise ConfigError(f"no parameter matches {list(prefixes)}")
-        return names
-
-    def attach(self, module: torch.nn.Module) -> ProgressiveUnfreezing:
-        """Freeze every group scheduled after epoch 1 (hooks are added once per parameter)."""
-        self._module = module
-        params = dict(module.named_parameters())
-        for epoch, prefixes in self.schedule.items():
-            if epoch > 1:
-                self.frozen.update(self._names(prefixes))
-        for name in self.frozen:
-            params[name].register_hook(self._hook(name))
-        return self
-
-    def _hook(self, name: str):
-        def hook(grad: torch.Tensor) -> torch.Tensor:
-            return torch.zeros_like(grad) if name in self.frozen else grad
-
-        return hook
-
-    def __call__(self, epoch: int, record: dict) -> None:
-        """Trainer callback: unfreeze the groups due at ``epoch + 1``."""
-        if self._module is None:
-            return
-        due = self.schedule.get(epoch + 1)
-        if due:
-            self.frozen.difference_update(self._names(due))

@@ -44,6 +44,49 @@ CHECKS = (
 _ALLOWED_FILES = ("config.json", "state.safetensors")
 
 
+def _saved_folder_problems(path: Path, rel: str = "") -> list[str]:
+    """What is wrong with a saved model folder: files other than config.json, *.npy and
+    state.safetensors, pickles, ``.npy`` needing pickle. A sub-folder is allowed when it is a
+    saved model folder itself (nested members, e.g. an ensemble's ``members/0-ease/``) or holds
+    only such folders (``members/``); both are checked by the same rules, recursively."""
+    problems: list[str] = []
+    for p in sorted(path.iterdir()):
+        name = f"{rel}{p.name}"
+        if p.is_symlink():
+            problems.append(f"{name} is a symbolic link")
+        elif p.is_dir():
+            if (p / "config.json").is_file():
+                problems += _saved_folder_problems(p, f"{name}/")
+            else:
+                subs = sorted(p.iterdir())
+                not_models = [
+                    f"{name}/{q.name}"
+                    for q in subs
+                    if not (q.is_dir() and not q.is_symlink() and (q / "config.json").is_file())
+                ]
+                if not subs or not_models:
+                    problems.append(
+                        f"sub-folder {name}/ is neither a saved model nor a folder of saved models"
+                        + (f" ({', '.join(not_models[:3])})" if not_models else " (empty)")
+                    )
+                else:
+                    for q in subs:
+                        problems += _saved_folder_problems(q, f"{name}/{q.name}/")
+        elif p.name not in _ALLOWED_FILES and not p.name.endswith(".npy"):
+            problems.append(
+                f"unexpected file {name} (allowed: config.json, *.npy, state.safetensors)"
+            )
+        else:
+            if p.read_bytes()[:1] == b"\x80":
+                problems.append(f"{name} looks like a pickle")
+            elif p.name.endswith(".npy"):
+                try:
+                    np.load(p, allow_pickle=False)
+                except ValueError as e:
+                    problems.append(f"{name} needs pickle to load ({e})")
+    return problems
+
+
 class ConformanceError(AssertionError):
     """A model failed a conformance check; the message names the model and the check."""
 
@@ -377,16 +420,8 @@ def check_recommender(
     def save_load() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = model.save(Path(tmp) / "model")
-            files = sorted(p.name for p in path.iterdir())
-            odd = [f for f in files if f not in _ALLOWED_FILES and not f.endswith(".npy")]
-            _expect(
-                not odd,
-                f"saved folder holds unexpected files {odd} (allowed: config.json, *.npy, state.safetensors)",
-            )
-            for f in files:
-                if f.endswith(".npy"):
-                    np.load(path / f, allow_pickle=False)  # raises if it needs pickle
-                _expect(not (path / f).read_bytes().startswith(b"\x80"), f"{f} looks like a pickle")
+            problems = _saved_folder_problems(path)
+            _expect(not problems, "saved folder: " + "; ".join(problems))
             loaded = load_model(path)
             _expect(type(loaded) is type(model), f"load_model gave {type(loaded).__name__}")
             _expect(loaded.config == model.config, "loaded config differs")

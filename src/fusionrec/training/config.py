@@ -57,6 +57,10 @@ class TrainConfig(ModelConfig):
     """Cosine schedules: the final lr as a fraction of ``lr``."""
     clip_grad_norm: float | None = Field(None, gt=0)
     """Clip the global gradient L2 norm to this value before each step (None = no clipping)."""
+    progressive_unfreeze: dict[int, tuple[str, ...]] = Field(default_factory=dict)
+    """Progressive unfreezing: {epoch: [parameter-name prefixes]}; matching parameters are frozen
+    before that epoch and train from it on (e.g. ``{3: ["bank.encoder"]}``; see
+    ``fusionrec.training.unfreeze``). Empty = everything trains from epoch 1."""
 
     @field_validator("early_stop_metric")
     @classmethod
@@ -71,6 +75,16 @@ class TrainConfig(ModelConfig):
         if self.lr_schedule == "linear_warmup_cosine" and self.warmup_epochs < 1:
             raise ValueError("lr_schedule 'linear_warmup_cosine' needs warmup_epochs >= 1")
         return self
+
+    @field_validator("progressive_unfreeze")
+    @classmethod
+    def _unfreeze(cls, v: dict[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
+        for epoch, prefixes in v.items():
+            if epoch < 1:
+                raise ValueError(f"progressive_unfreeze epochs must be >= 1, got {epoch}")
+            if not prefixes:
+                raise ValueError(f"progressive_unfreeze epoch {epoch} names no parameters")
+        return v
 
     @field_validator("device")
     @classmethod

@@ -121,7 +121,11 @@ class Trainer:
         callbacks: called as ``cb(epoch, record)`` after each epoch (after the checkpoint is
             written); ``record`` holds the epoch's losses, ``valid_<metric>`` when evaluated,
             ``lr``, ``seconds`` and ``samples_per_s``. An exception raised by a callback (e.g.
-            Optuna's ``TrialPruned``) ends training and propagates.
+            Optuna's ``TrialPruned``) ends training and propagates. A callback that has an
+            ``on_train_begin(model, start_epoch)`` method gets that call once before the first
+            epoch runs (after the optimiser is built and a checkpoint restored; ``start_epoch``
+            is 1, or the epoch a resumed run continues at). ``config.progressive_unfreeze``
+            adds a :class:`~fusionrec.training.unfreeze.ProgressiveUnfreezing` callback first.
         run_dir: folder for ``checkpoint/`` (written after every epoch), ``log.csv`` and
             ``curve.png``; None = keep nothing on disk.
         resume: continue from ``run_dir/checkpoint`` when present (the module is built and
@@ -204,6 +208,15 @@ class Trainer:
                 bad = ck["bad"]
                 start = ck["epoch"] + 1
                 log.info("resumed %s after epoch %d", self.run_dir, ck["epoch"])
+        callbacks = list(self.callbacks)
+        if getattr(c, "progressive_unfreeze", None):
+            from fusionrec.training.unfreeze import ProgressiveUnfreezing
+
+            callbacks.insert(0, ProgressiveUnfreezing(c.progressive_unfreeze))
+        for cb in callbacks:  # optional hook, after the optimiser is built and any resume
+            begin = getattr(cb, "on_train_begin", None)
+            if callable(begin):
+                begin(model, start)
         bar = None
         if c.progress:
             from tqdm.auto import tqdm
@@ -280,7 +293,7 @@ class Trainer:
                 log.debug("epoch %d %s", epoch, rec)
                 if self.run_dir is not None:
                     self._save(module, best_state, opt, scaler, rng, hist, bad, epoch)
-                for cb in self.callbacks:
+                for cb in callbacks:
                     cb(epoch, rec)
                 if bar is not None:
                     bar.update(1)
