@@ -29,6 +29,7 @@ What it measures
 How to run (from the repository root, fusionrec's virtualenv active)
     python benchmarks/compare_recbole.py                         # pop,itemknn,ease,bpr
     python benchmarks/compare_recbole.py --models pop,ease --skip-recbole
+    python benchmarks/compare_recbole.py --models neumf,lightgcn --fusionrec-only   # same as --skip-recbole
     python benchmarks/compare_recbole.py --models neumf,lightgcn --reuse-recbole
     python benchmarks/compare_recbole.py --models all --reuse-recbole --output bench.json
     python benchmarks/compare_recbole.py --list
@@ -409,6 +410,17 @@ def format_table(entries: list[dict]) -> str:
             res = e[side]
             if res.get("status") not in ("ok", "no counterpart") and res.get("reason"):
                 notes.append(f"  {e['model']} ({side}): {res['status']}: {res['reason'][:300]}")
+            if res.get("status") == "ok" and res.get("epochs_run"):
+                extra = ""
+                if res.get("epoch_s_mean") is not None:
+                    extra = (
+                        f", {res['epoch_s_mean']:.2f} s/epoch, best epoch {res.get('best_epoch')}"
+                    )
+                cpu = res.get("fit_cpu_s")
+                notes.append(
+                    f"  {e['model']} ({side}): {res['epochs_run']} epochs{extra}"
+                    + ("" if cpu is None else f"; fit CPU {cpu:.1f} s")
+                )
             if res.get("reused"):
                 notes.append(
                     f"  {e['model']} ({side}): reused from {RESULTS_STORE.relative_to(ROOT)} (measured {res.get('measured_at')}, load before {res.get('load_before')} after {res.get('load_after')})"
@@ -447,7 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(DEFAULT_MODELS),
         help=f"comma list of rows or 'all' (default {','.join(DEFAULT_MODELS)})",
     )
-    p.add_argument("--skip-recbole", action="store_true", help="run only the fusionrec side")
+    p.add_argument(
+        "--skip-recbole",
+        "--fusionrec-only",
+        dest="skip_recbole",
+        action="store_true",
+        help="run only the fusionrec side",
+    )
     p.add_argument("--skip-fusionrec", action="store_true", help="run only the RecBole side")
     p.add_argument(
         "--reuse-recbole",

@@ -82,11 +82,31 @@ def fit_and_evaluate(
     model_dir: Path | None = None,
     experiment: dict[str, Any] | None = None,
     keep_topk: bool = False,
+    train_dir: Path | None = None,
+    resume: bool = False,
 ) -> tuple[RunResult, Recommender, EvalResult]:
-    """Fit ``name`` on ``sp.train`` (``sp.valid`` for early stopping), evaluate on ``sp.test``."""
+    """Fit ``name`` on ``sp.train`` (``sp.valid`` for early stopping), evaluate on ``sp.test``.
+
+    ``train_dir``/``resume`` go to a torch model's Trainer (per-epoch checkpoints, log.csv and
+    curve.png in ``train_dir``; ``resume`` continues from its last checkpoint); other models
+    ignore ``train_dir`` and refuse ``resume``."""
     model = get_model(name)(**params)
+    fit_options: dict[str, Any] = {}
+    from fusionrec.models.torch_base import TorchRecommender
+
+    if isinstance(model, TorchRecommender) and train_dir is not None:
+        fit_options = {"run_dir": train_dir, "resume": resume}
+    if resume and not fit_options:
+        from fusionrec.errors import ConfigError
+
+        why = (
+            "needs a training folder"
+            if isinstance(model, TorchRecommender)
+            else "is not trained by epochs"
+        )
+        raise ConfigError(f"cannot resume model {name!r}: it {why}")
     t0 = time.perf_counter()
-    model.fit(sp.train, sp.valid, seed=seed)
+    model.fit(sp.train, sp.valid, seed=seed, **fit_options)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = _evaluator(ev, keep_topk).evaluate_split(model, sp, "test")
@@ -114,8 +134,15 @@ def experiment_record(data: DataConfig, seed: int, ev: EvalConfig) -> dict[str, 
     return {"data": data.model_dump(mode="json"), "seed": seed, "eval": ev.model_dump(mode="json")}
 
 
-def run_experiment(cfg: ExperimentConfig, output_dir: str | Path) -> RunResult:
-    """Fit and evaluate ``cfg.model`` and save it under ``output_dir/models/<name>``."""
+def run_experiment(
+    cfg: ExperimentConfig,
+    output_dir: str | Path,
+    *,
+    train_dir: str | Path | None = None,
+    resume: bool = False,
+) -> RunResult:
+    """Fit and evaluate ``cfg.model`` and save it under ``output_dir/models/<name>``
+    (``train_dir``/``resume``: see ``fit_and_evaluate``)."""
     out = Path(output_dir)
     _, sp = prepare_data(cfg.data, cfg.seed)
     res, model, _ = fit_and_evaluate(
@@ -126,6 +153,8 @@ def run_experiment(cfg: ExperimentConfig, output_dir: str | Path) -> RunResult:
         cfg.seed,
         model_dir=out / "models" / cfg.model.name,
         experiment=experiment_record(cfg.data, cfg.seed, cfg.eval),
+        train_dir=None if train_dir is None else Path(train_dir),
+        resume=resume,
     )
     hist = getattr(model, "history_", None)
     if hist is not None and getattr(hist, "records", None):

@@ -98,3 +98,26 @@ def test_fit_ratio_and_table(cr):
     assert "not available" in lines[3]
     assert "neumf (fusionrec): not available: unknown model" in text
     json.dumps(entries)  # the report stays JSON-serialisable
+
+
+def test_epoch_notes(cr):
+    fr = {
+        "status": "ok",
+        "ndcg@10": 0.31,
+        "fit_s": 7.0,
+        "fit_cpu_s": 6.2,
+        "epochs_run": 15,
+        "epoch_s_mean": 0.41,
+        "best_epoch": 14,
+    }
+    entries = [
+        {
+            "model": "lightgcn",
+            "note": "",
+            "fusionrec": fr,
+            "recbole": {"status": "skipped"},
+            "fit_ratio": None,
+        }
+    ]
+    text = cr.format_table(entries)
+    assert "lightgcn (fusionrec): 15 epochs, 0.41 s/epoch, best epoch 14; fit CPU 6.2 s" in text

@@ -30,6 +30,29 @@ def test_score_all_equals_pairwise_forward():
     torch.testing.assert_close(m.score_all(users, items), slow[:, [8, 2]], rtol=1e-5, atol=1e-5)
 
 
+def test_item_table_path_equals_per_pair_path():
+    """Training batches with more pairs than items take the item half of the first MLP layer
+    over the item table and gather it; fewer pairs compute it per pair: same logits, same grads."""
+    c = NeuMFConfig(mf_embedding_size=4, mlp_embedding_size=3, mlp_hidden_size=(5, 2), dropout=0.0)
+    m = NeuMFModule(7, 9, c)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    users = torch.tensor([0, 3, 6, 3, 5])
+    items = torch.tensor([[8, 2, 2], [0, 1, 4], [8, 8, 3], [7, 6, 5], [1, 0, 2]])  # 15 > 9 items
+    big = m(users, items)
+    big.sum().backward()
+    grads = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    rows = [m(users[r : r + 1], items[r : r + 1]) for r in range(5)]  # 3 <= 9: per pair
+    small = torch.cat(rows)
+    small.sum().backward()
+    torch.testing.assert_close(big, small, rtol=1e-5, atol=1e-6)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-5, atol=1e-6, msg=n)
+
+
 def test_bce_loss_known_value():
     # logits 0 for both -> each term is log 2
     assert float(bce_loss(torch.zeros(2), torch.zeros(2, 3))) == pytest.approx(np.log(2))

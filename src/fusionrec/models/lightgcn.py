@@ -21,7 +21,7 @@ from fusionrec.models.base import Capabilities
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.graph import normalized_adjacency, propagate, to_torch_sparse
-from fusionrec.nn.losses import bpr_loss, l2_reg
+from fusionrec.nn.losses import bpr_loss
 from fusionrec.training.batching import cached_sampler, pair_batches
 from fusionrec.training.config import TrainConfig
 
@@ -29,7 +29,8 @@ __all__ = ["LightGCN", "LightGCNConfig", "LightGCNModule"]
 
 
 class LightGCNConfig(TrainConfig):
-    """LightGCN hyper-parameters (defaults tuned on ml-100k RS 8:1:1)."""
+    """LightGCN hyper-parameters. Defaults tuned on ml-100k RS 8:1:1 (seed 2020) for a short fit:
+    15 epochs of a cosine schedule from lr 0.05 reach NDCG@10 0.311 (30 epochs from 0.02: 0.307)."""
 
     embedding_size: int = Field(64, ge=1)
     """Width of user and item embeddings."""
@@ -37,9 +38,9 @@ class LightGCNConfig(TrainConfig):
     """Propagation layers (0 = plain matrix factorisation with BPR)."""
     reg_weight: float = Field(1e-3, ge=0)
     """Weight of the L2 penalty on the batch's layer-0 embeddings (sum of squares / 2 / batch)."""
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(15, ge=1)
     """Maximum number of passes over the training data."""
-    lr: float = Field(2e-2, gt=0)
+    lr: float = Field(5e-2, gt=0)
     """Learning rate (peak of the cosine schedule)."""
     lr_schedule: Literal["constant", "cosine", "step", "linear_warmup_cosine"] = "cosine"
     """Per-epoch learning-rate schedule (see ``fusionrec.training.lr_factor``)."""
@@ -78,11 +79,20 @@ class LightGCNModule(nn.Module):
         self._cache = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
+    def item_layer0(self) -> torch.Tensor:
+        """Layer-0 vectors of the items (n_items, d): here the item rows of the ID embedding."""
+        return self.embedding.weight[self.n_users :]
+
+    def layer0(self) -> torch.Tensor:
+        """Layer-0 embeddings of all nodes, users then items: what is propagated and regularised
+        (overridable: lm_lightgcn fuses text into the item rows)."""
+        return self.embedding.weight
+
     def propagated(self) -> torch.Tensor:
         """Layer-mean embeddings of all nodes (cached while in eval mode)."""
         if not self.training and self._cache is not None:
             return self._cache
-        out = propagate(self.adj, self.embedding.weight, self.n_layers)
+        out = propagate(self.adj, self.layer0(), self.n_layers)
         if not self.training:
             self._cache = out.detach()
         return out
@@ -97,11 +107,17 @@ class LightGCNModule(nn.Module):
         neg_s = (u.unsqueeze(1) * n).sum(-1)
         out = {"bpr": bpr_loss(pos_s, neg_s)}
         if self.reg_weight > 0:
-            e0 = self.embedding.weight
-            out["reg"] = self.reg_weight * l2_reg(
-                e0[users], e0[self.n_users + pos], e0[self.n_users + neg], batch_size=len(users)
-            )
+            out["reg"] = self.reg_weight * self._batch_l2(users, pos, neg)
         return out
+
+    def _batch_l2(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """``l2_reg`` of the batch's layer-0 rows (users, positives, negatives, each row as often as
+        it occurs), computed as occurrence counts times each row's squared norm: the same value as
+        gathering the rows, without the gathers and their scatter-add backward."""
+        e0 = self.layer0()
+        nodes = torch.cat([users, self.n_users + pos, self.n_users + neg.reshape(-1)])
+        counts = torch.bincount(nodes, minlength=e0.shape[0]).to(torch.float32)
+        return (counts * e0.float().pow(2).sum(1)).sum() / 2.0 / max(len(users), 1)
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:

@@ -5,12 +5,13 @@ trained pointwise with binary cross-entropy against sampled negatives."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
+from torch.nn import functional as F
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
@@ -25,7 +26,11 @@ __all__ = ["NeuMF", "NeuMFConfig", "NeuMFModule"]
 
 
 class NeuMFConfig(TrainConfig):
-    """NeuMF hyper-parameters (defaults tuned on ml-100k RS 8:1:1; RecBole's architecture)."""
+    """NeuMF hyper-parameters: RecBole's architecture; training defaults tuned on ml-100k RS 8:1:1
+    (seed 2020) for a short fit: small batches (many Adam steps per epoch) under a 6-epoch cosine
+    schedule, validated every 2nd epoch (one full-ranking pass costs about half a training
+    epoch), reach NDCG@10 0.281 in 6 epochs (the earlier constant lr 3e-3, batch 2048 and early
+    stopping needed 15 epochs for 0.281-0.283)."""
 
     mf_embedding_size: int = Field(64, ge=1)
     """Width of the GMF branch's user and item embeddings."""
@@ -35,10 +40,16 @@ class NeuMFConfig(TrainConfig):
     """Output widths of the MLP layers."""
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout before each MLP layer."""
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(6, ge=1)
     """Maximum number of passes over the training data."""
-    lr: float = Field(3e-3, gt=0)
-    """Learning rate."""
+    batch_size: int = Field(256, ge=1)
+    """Positive interactions per optimisation step (each with ``num_negatives`` negatives)."""
+    lr: float = Field(2e-3, gt=0)
+    """Learning rate (peak of the schedule)."""
+    lr_schedule: Literal["constant", "cosine", "step", "linear_warmup_cosine"] = "cosine"
+    """Per-epoch learning-rate schedule (see ``fusionrec.training.lr_factor``)."""
+    eval_every: int = Field(2, ge=1)
+    """Evaluate on the validation set every N epochs (and after the last)."""
     num_negatives: int = Field(4, ge=1)
     """Negative items sampled per positive (BCE)."""
     patience: int = Field(5, ge=0)
@@ -74,7 +85,13 @@ class NeuMFModule(nn.Module):
         pre, lin, rest = self._split_mlp()
         d = self.user_mlp.embedding_dim
         hu = pre(self.user_mlp(users)) @ lin.weight[:, :d].T + lin.bias  # (B, h0)
-        hi = pre(self.item_mlp(items)) @ lin.weight[:, d:].T  # (B, m, h0)
+        # the item half over the whole (small) item table, then gathered: cheaper than per pair
+        # when a batch holds more (user, item) pairs than there are items; dropout is then drawn
+        # per item and batch instead of per pair (the same in expectation, identical in eval)
+        if items.numel() > self.item_mlp.num_embeddings:
+            hi = F.embedding(items, pre(self.item_mlp.weight) @ lin.weight[:, d:].T)
+        else:
+            hi = pre(self.item_mlp(items)) @ lin.weight[:, d:].T  # (B, m, h0)
         h = rest(hu.unsqueeze(-2) + hi)
         gmf = self.user_mf(users).unsqueeze(-2) * self.item_mf(items)
         out = self.out(torch.cat([gmf, h], dim=-1)).squeeze(-1)

@@ -1,0 +1,219 @@
+"""Training throughput (samples/second) of BPR, LightGCN and SASRec on MovieLens-100k, in
+float32 and with bfloat16 autocast (``amp="bf16"``), on the shared Trainer.
+
+What it measures
+    Each (model, precision) pair is fitted for ``--epochs`` epochs with the model's registry
+    defaults, ``seed`` fixed, no validation set (so no evaluation time is mixed in) and no early
+    stopping. The Trainer records, per epoch, the training samples it consumed divided by the
+    seconds of the epoch's training part (batch making, forward, backward, optimiser step).
+    The table shows the mean over epochs 2..N (epoch 1 warms caches and allocators; with
+    ``--epochs 1`` it is the only one), the mean epoch seconds and the last epoch's loss (the
+    two precisions should train alike: a loss far apart means bf16 hurt). The "/CPU s" columns
+    divide the same samples by the process's CPU seconds of those epochs: on one torch thread
+    that is close to what a quiet machine shows, even when other work loads the machine. An
+    identical loss in both precisions means autocast changed nothing in that model's loss (its
+    ops are lookups and elementwise products, which autocast leaves in float32).
+
+    Samples are the Trainer's unit for each model: one training interaction (a user, a
+    positive and its sampled negatives) for BPR and LightGCN, one training sequence window (up
+    to ``max_len`` next-item targets) for SASRec. Data: BPR and LightGCN train on the RS 8:1:1
+    training part (seed 2020), SASRec on the leave-one-out training part.
+
+    bf16 autocast speeds up matrix products only where the CPU has native bfloat16 (e.g.
+    AVX512-BF16/AMX) or on a GPU; elsewhere it can be slower than float32. Sparse graph products
+    stay float32 (torch's CPU sparse kernels have no bf16), so LightGCN gains little. Torch runs on
+    ``cpu_threads`` intra-op threads (default 1, as in training). The numbers depend on the
+    machine's load: the script prints the load average before and after.
+
+How to run (repository root, fusionrec's virtualenv active)
+    python benchmarks/throughput.py                                   # 3 epochs each
+    python benchmarks/throughput.py --models lightgcn --epochs 5 --device cpu
+    python benchmarks/throughput.py --output .bench/throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+MODELS = ("bpr", "lightgcn", "sasrec")
+PRECISIONS = ("none", "bf16")
+UNITS = {"sasrec": "sequences"}
+
+
+def _data(seed: int):
+    from fusionrec.data import load_dataset, split
+
+    ds = load_dataset("ml-100k")
+    return {
+        "rs": split(ds, "rs", (0.8, 0.1, 0.1), seed=seed).train,
+        "loo": split(ds, "loo", seed=seed).train,
+    }
+
+
+def measure(
+    name: str, amp: str, train, epochs: int, seed: int, device: str, threads: int | None
+) -> dict:
+    """Fit ``name`` for ``epochs`` epochs under ``amp``; return its throughput record."""
+    import numpy as np
+
+    from fusionrec.models import get_model
+
+    model = get_model(name)(epochs=epochs, amp=amp, device=device, cpu_threads=threads)
+    cpu_marks = [time.process_time()]  # CPU clock after each epoch (the first: before the fit)
+
+    def mark(epoch: int, record: dict) -> None:
+        cpu_marks.append(time.process_time())
+
+    t0 = time.perf_counter()
+    model.fit(train, valid=None, seed=seed, callbacks=[mark])
+    wall = time.perf_counter() - t0
+    recs = model.history_.records
+    steady = recs[1:] or recs
+    # an epoch's samples over its CPU seconds: on one torch thread, close to what a quiet machine
+    # shows even when other work loads this one (epoch 1 also holds the set-up: left out)
+    cpu_s = np.diff(cpu_marks)[1:] if len(recs) > 1 else np.diff(cpu_marks)
+    samples = np.array([r["samples_per_s"] * r["seconds"] for r in steady])
+    return {
+        "model": name,
+        "amp": amp,
+        "unit": UNITS.get(name, "interactions"),
+        "epochs": len(recs),
+        "samples_per_s": float(np.mean([r["samples_per_s"] for r in steady])),
+        "samples_per_cpu_s": float(samples.sum() / cpu_s.sum()) if cpu_s.sum() > 0 else 0.0,
+        "epoch_s": float(np.mean([r["seconds"] for r in steady])),
+        "last_loss": float(recs[-1]["loss"]),
+        "fit_s": round(wall, 3),
+        "device": str(model.device_),
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    head = [
+        "model",
+        "unit",
+        "fp32 samples/s",
+        "bf16 samples/s",
+        "bf16/fp32",
+        "fp32 /CPU s",
+        "bf16 /CPU s",
+        "fp32 epoch s",
+        "bf16 epoch s",
+        "fp32 loss",
+        "bf16 loss",
+    ]
+    by = {(r["model"], r["amp"]): r for r in rows}
+    lines = [head]
+    for m in dict.fromkeys(r["model"] for r in rows):
+        a, b = by.get((m, "none")), by.get((m, "bf16"))
+
+        def f(r, k, fmt):
+            return "-" if r is None else format(r[k], fmt)
+
+        ratio = (
+            f"{b['samples_per_s'] / a['samples_per_s']:.2f}"
+            if a and b and a["samples_per_s"]
+            else "-"
+        )
+        unit = (a or b)["unit"]
+        lines.append(
+            [
+                m,
+                unit,
+                f(a, "samples_per_s", ",.0f"),
+                f(b, "samples_per_s", ",.0f"),
+                ratio,
+                f(a, "samples_per_cpu_s", ",.0f"),
+                f(b, "samples_per_cpu_s", ",.0f"),
+                f(a, "epoch_s", ".2f"),
+                f(b, "epoch_s", ".2f"),
+                f(a, "last_loss", ".4f"),
+                f(b, "last_loss", ".4f"),
+            ]
+        )
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+    out = []
+    for n, r in enumerate(lines):
+        out.append(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma list from {', '.join(MODELS)}"
+    )
+    p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma list from none,bf16")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
+    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = torch's default)"
+    )
+    p.add_argument("--output", default=None, help="also write the records as JSON here")
+    a = p.parse_args(argv)
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    precisions = [x.strip() for x in a.precisions.split(",") if x.strip()]
+    bad = [m for m in models if m not in MODELS] + [x for x in precisions if x not in PRECISIONS]
+    if bad or a.epochs < 1:
+        print(
+            f"error: unknown model/precision {bad} (models: {', '.join(MODELS)}; precisions: {', '.join(PRECISIONS)}) or --epochs < 1",
+            file=sys.stderr,
+        )
+        return 2
+    load_before = os.getloadavg()
+    print(
+        f"[setup] load average before: {' '.join(f'{x:.2f}' for x in load_before)} on {os.cpu_count()} CPUs; {platform.processor() or platform.machine()}",
+        flush=True,
+    )
+    data = _data(a.seed)
+    rows = []
+    for m in models:
+        for amp in precisions:
+            train = data["loo" if m == "sasrec" else "rs"]
+            rec = measure(m, amp, train, a.epochs, a.seed, a.device, a.threads or None)
+            print(
+                f"[run] {m} amp={amp}: {rec['samples_per_s']:,.0f} {rec['unit']}/s, {rec['epoch_s']:.2f} s/epoch",
+                flush=True,
+            )
+            rows.append(rec)
+    load_after = os.getloadavg()
+    print()
+    print(format_table(rows))
+    print(
+        f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, {a.threads or 'default'} torch thread(s), device {rows[0]['device'] if rows else a.device})"
+    )
+    if a.output:
+        out = Path(a.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "epochs": a.epochs,
+                    "seed": a.seed,
+                    "results": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
