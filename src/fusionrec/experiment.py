@@ -21,6 +21,7 @@ from fusionrec.data.splits import Split, split
 from fusionrec.evaluation.evaluator import EvalResult, Evaluator
 from fusionrec.models.base import Recommender, load_model
 from fusionrec.models.registry import get_model
+from fusionrec.strategies.augmentation import AugmentConfig
 
 __all__ = [
     "RunResult",
@@ -84,6 +85,7 @@ def fit_and_evaluate(
     keep_topk: bool = False,
     train_dir: Path | None = None,
     resume: bool = False,
+    augment: AugmentConfig | None = None,
 ) -> tuple[RunResult, Recommender, EvalResult]:
     """Fit ``name`` on ``sp.train`` (``sp.valid`` for early stopping), evaluate on ``sp.test``.
 
@@ -106,7 +108,15 @@ def fit_and_evaluate(
         )
         raise ConfigError(f"cannot resume model {name!r}: it {why}")
     t0 = time.perf_counter()
-    model.fit(sp.train, sp.valid, seed=seed, **fit_options)
+    train = sp.train
+    if augment is not None:  # the model trains on augmented data; evaluation masks the real train
+        from fusionrec.strategies.augmentation import augment_interactions
+
+        train = augment_interactions(sp.train, augment, np.random.default_rng(seed))
+        log.info(
+            "augmented training data: %d -> %d interactions", sp.train.n_interactions, train.n_interactions
+        )
+    model.fit(train, sp.valid, seed=seed, **fit_options)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = _evaluator(ev, keep_topk).evaluate_split(model, sp, "test")
@@ -155,6 +165,7 @@ def run_experiment(
         experiment=experiment_record(cfg.data, cfg.seed, cfg.eval),
         train_dir=None if train_dir is None else Path(train_dir),
         resume=resume,
+        augment=cfg.data.augment,
     )
     hist = getattr(model, "history_", None)
     if hist is not None and getattr(hist, "records", None):

@@ -246,3 +246,54 @@ def test_example_config_validates():
         "reorder",
     ]
     assert model.config.progressive_unfreeze == {3: ("encoder",)}
+
+
+def test_substitute_mode_add_keeps_every_original_and_adds_each_substitute_once():
+    ds = _inter()
+    out = augment_interactions(
+        ds, {"edge_substitute": 1.0, "substitute_mode": "add"}, np.random.default_rng(0)
+    )
+    orig = list(zip(ds.users.to_ids(ds.user_idx), ds.items.to_ids(ds.item_idx), strict=True))
+    got = list(zip(out.users.to_ids(out.user_idx), out.items.to_ids(out.item_idx), strict=True))
+    assert got[: len(orig)] == orig  # nothing the user gave is lost
+    assert got[len(orig) :] == [("u4", "b")]  # the only substitute a user lacks (a -> b)
+    assert out.rating[-1] == ds.rating[-1] and out.timestamp[-1] == ds.timestamp[-1]
+    assert len(set(got)) == len(got)
+
+
+def _tiny_config(augment):
+    from fusionrec.config.experiment import ExperimentConfig
+
+    return ExperimentConfig.model_validate(
+        {"data": {"name": "x", "augment": augment}, "model": {"name": "pop"}}
+    )
+
+
+def test_data_augment_config_refuses_sequence_ops_and_empty_settings():
+    with pytest.raises(Exception, match="sequence ops"):
+        _tiny_config({"ops": [{"kind": "crop", "rate": 0.5}], "edge_dropout": 0.1})
+    with pytest.raises(Exception, match="edge_dropout"):
+        _tiny_config({})
+    assert _tiny_config({"edge_substitute": 0.5}).data.augment.edge_substitute == 0.5
+
+
+def test_fit_and_evaluate_trains_on_augmented_data_but_masks_the_real_train():
+    from fusionrec.config.experiment import EvalConfig
+    from fusionrec.data.splits import split
+    from fusionrec.data.synthetic import make_synthetic
+    from fusionrec.experiment import fit_and_evaluate
+
+    ds = make_synthetic(n_users=60, n_items=40, n_interactions_per_user=8, seed=3)
+    sp_ = split(ds, "rs", (0.8, 0.1, 0.1), seed=1)
+    aug = _tiny_config({"edge_substitute": 0.5, "substitute_mode": "add"}).data.augment
+    ev = EvalConfig(metrics=["ndcg"], ks=[5])
+    _, plain, r0 = fit_and_evaluate("pop", {}, sp_, ev, seed=7)
+    _, pop, r1 = fit_and_evaluate("pop", {}, sp_, ev, seed=7, augment=aug)
+    expect = augment_interactions(sp_.train, aug, np.random.default_rng(7))
+    assert expect.n_interactions > sp_.train.n_interactions
+    # the model saw the augmented training data (same rng seed -> same augmentation) ...
+    assert np.array_equal(pop.counts_, expect.item_popularity().astype(np.float32))
+    assert np.array_equal(plain.counts_, sp_.train.item_popularity().astype(np.float32))
+    # ... and the split given to the evaluator was left as it was
+    assert sp_.train.n_interactions < expect.n_interactions
+    assert r0.n_users == r1.n_users

@@ -73,7 +73,7 @@ def quickstart(
                 cls().check_dataset(sp.train)
                 res, model, er = fit_and_evaluate(
                     name, {}, sp, ev, seed, model_dir=run_dir / "models" / name, experiment=record,
-                    keep_topk=export_dir is not None,
+                    keep_topk=export_dir is not None, augment=data_cfg.augment,
                 )
                 if export_dir is not None:
                     export_recommendations(model, er, export_dir / name / "recommendations.csv")

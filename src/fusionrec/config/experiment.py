@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusionrec.errors import ConfigError
+from fusionrec.strategies.augmentation import AugmentConfig
 
 __all__ = [
     "ExperimentConfig",
@@ -50,6 +51,22 @@ class DataConfig(_Strict):
     """k-core filter: keep users with at least this many interactions (0 = off)."""
     item_core: int = Field(0, ge=0)
     """k-core filter: keep items with at least this many interactions (0 = off)."""
+    augment: AugmentConfig | None = None
+    """Interaction augmentation of the TRAINING split only (``edge_dropout``, ``edge_substitute``,
+    ``substitute_mode``); validation/test and seen-item masking use the real interactions.
+    Sequence ops (``ops``) belong to a sequential model's own ``augment`` setting."""
+
+    @field_validator("augment")
+    @classmethod
+    def _edge_ops_only(cls, v: AugmentConfig | None) -> AugmentConfig | None:
+        if v is not None and v.ops:
+            raise ValueError(
+                "data.augment takes interaction augmentation (edge_dropout, edge_substitute); "
+                "sequence ops go in the model's own `augment` setting (e.g. sasrec)"
+            )
+        if v is not None and v.edge_dropout == 0 and v.edge_substitute == 0:
+            raise ValueError("data.augment needs edge_dropout and/or edge_substitute > 0")
+        return v
 
 
 class ModelSpec(_Strict):
@@ -60,7 +77,9 @@ class ModelSpec(_Strict):
 
 
 class EvalConfig(_Strict):
-    metrics: list[str] = Field(default_factory=lambda: ["recall", "ndcg", "mrr", "hit", "precision"])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["recall", "ndcg", "mrr", "hit", "precision"]
+    )
     """Top-k metrics (recall, ndcg, mrr, hit, precision, map)."""
     ks: list[int] = Field(default_factory=lambda: [10])
     """Cut-offs."""
@@ -122,7 +141,9 @@ class ExperimentConfig(_Strict):
         try:
             cls.Config(**params)
         except ValidationError as e:
-            msg = "; ".join(f"model.params.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            msg = "; ".join(
+                f"model.params.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
+            )
             raise ConfigError(f"invalid parameters for model {self.model.name!r}: {msg}") from None
         return params
 
@@ -131,7 +152,9 @@ def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentCon
     try:
         return ExperimentConfig.model_validate(d)
     except ValidationError as e:
-        msg = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors())
+        msg = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()
+        )
         raise ConfigError(f"{source}: {msg}") from None
 
 

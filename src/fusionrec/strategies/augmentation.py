@@ -78,6 +78,9 @@ class AugmentConfig(BaseModel):
     the user already has that item)."""
     min_per_user: int = Field(1, ge=0)
     """Edge dropout never takes a user below this many interactions (or below what they had)."""
+    substitute_mode: Literal["replace", "add"] = "replace"
+    """'replace': a substituted interaction takes the original's place; 'add': the original is
+    kept and the substitute is added beside it (more training pairs, none lost)."""
 
 
 # ------------------------------------------------------------------ helpers
@@ -303,6 +306,7 @@ def augment_interactions(
     users = dataset.user_idx
     items = dataset.item_idx.copy()
     n = dataset.n_interactions
+    rows = np.arange(n)  # source row of each output interaction (rating, timestamp)
     if c.edge_substitute > 0 and n:
         subs = cooccurrence_substitutes(dataset.matrix("csr"))
         hit = rng.random(n) < c.edge_substitute
@@ -310,7 +314,16 @@ def augment_interactions(
         seen = dataset.matrix("csr")
         has = np.asarray(seen[users, cand]).ravel() > 0
         hit &= ~has & (cand != items)
-        items[hit] = cand[hit]
+        if c.substitute_mode == "add":
+            # a substitute chosen for several of a user's items is added once
+            pairs = np.unique(np.stack([users[hit], cand[hit]], 1), axis=0, return_index=True)[1]
+            extra = np.flatnonzero(hit)[np.sort(pairs)]
+            users = np.concatenate([users, users[extra]])
+            items = np.concatenate([items, cand[extra]])
+            rows = np.concatenate([np.arange(n), extra])
+            n = len(users)
+        else:
+            items[hit] = cand[hit]
     keep = np.ones(n, dtype=bool)
     if c.edge_dropout > 0 and n:
         keep = rng.random(n) >= c.edge_dropout
@@ -327,12 +340,13 @@ def augment_interactions(
             back = dropped[srt][rank < np.maximum(need, 0)[du_s]]
             keep[back] = True
     sel = np.flatnonzero(keep)
+    src = rows[sel]
     return replace(
         dataset,
         user_idx=users[sel],
         item_idx=items[sel],
-        rating=None if dataset.rating is None else dataset.rating[sel],
-        timestamp=None if dataset.timestamp is None else dataset.timestamp[sel],
+        rating=None if dataset.rating is None else dataset.rating[src],
+        timestamp=None if dataset.timestamp is None else dataset.timestamp[src],
         name=f"{dataset.name}+aug",
         _cache={},
     )
