@@ -33,7 +33,20 @@ from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.fusion import ModalityFusion
 from fusionrec.training.config import TrainConfig
 
-__all__ = ["LMMF", "LMMFConfig", "LMTextConfig", "TextModelMixin"]
+__all__ = ["LMMF", "LMMFConfig", "LMTextConfig", "TextModelMixin", "text_stats"]
+
+
+def text_stats(init: np.ndarray | None, center: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean text vector, has-text mask) of an item text matrix; rows with NaN or all zeros have
+    no text. None when there is no matrix (a loaded model: the buffers come from its state)."""
+    if init is None:
+        return None
+    m = np.asarray(init, dtype=np.float32)
+    has = ~np.isnan(m).any(1)
+    m = np.where(has[:, None], m, 0.0)
+    has &= np.abs(m).sum(1) > 0
+    mean = m[has].mean(0) if center and has.any() else np.zeros(m.shape[1], np.float32)
+    return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(has)
 
 
 class LMTextConfig(TrainConfig):
@@ -151,7 +164,10 @@ class TextModelMixin:
 
 
 class LMMFConfig(LMTextConfig):
-    """Settings of lm_mf (BPR-MF with ID/text fusion)."""
+    """Settings of lm_mf (BPR-MF with ID/text fusion). Training defaults are BPR's; on ml-100k
+    RS 8:1:1 (split seed 2020) NDCG@10 is 0.282-0.289 over fit seeds (BPR 0.288): on par with
+    BPR, not above it. The earlier reg 1e-4 / lr 2e-3 / 30 epochs under-regularised and
+    under-trained it (0.266)."""
 
     embedding_dim: int = Field(64, ge=1)
     """Width of user, item-ID and fused item vectors."""
@@ -161,17 +177,32 @@ class LMMFConfig(LMTextConfig):
     """False = plain BPR-MF on IDs (the ID-only baseline)."""
     use_id: bool = True
     """False = items are their projected text only."""
+    text_center: bool = True
+    """Subtract the catalogue's mean text embedding (sentence encoders share one large common
+    direction; without centring every pair of texts looks alike)."""
     id_dropout: float = Field(0.3, ge=0, lt=1)
     """Probability of hiding a warm item's ID part during training (text must carry it alone)."""
-    reg_weight: float = Field(1e-4, ge=0)
-    """L2 penalty on the batch's user and fused item vectors."""
-    epochs: int = Field(50, ge=1)
+    reg_weight: float = Field(1e-2, ge=0)
+    """L2 penalty on the batch's user and fused item vectors (per example)."""
+    epochs: int = Field(200, ge=1)
     """Maximum number of passes over the training data."""
+    lr: float = Field(5e-3, gt=0)
+    """Learning rate."""
+    batch_size: int = Field(4096, ge=1)
+    """Training interactions per optimisation step."""
+    patience: int = Field(10, ge=0)
+    """Evaluations without improvement before stopping (0 = never stop early)."""
 
 
 class _LMMFModule(nn.Module):
     def __init__(
-        self, n_users: int, n_items: int, c: LMMFConfig, bank: nn.Module | None, warm: torch.Tensor
+        self,
+        n_users: int,
+        n_items: int,
+        c: LMMFConfig,
+        bank: nn.Module | None,
+        warm: torch.Tensor,
+        text_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         d = c.embedding_dim
@@ -183,14 +214,27 @@ class _LMMFModule(nn.Module):
             c.fusion, d if c.use_id else 0, {"text": bank.dim} if bank is not None else {}, d
         )
         self.register_buffer("warm", warm)
+        tdim = bank.dim if bank is not None else 0
+        mean, has = (
+            text_stats if text_stats is not None else (torch.zeros(tdim), warm.new_ones(warm.shape))
+        )
+        self.register_buffer("text_mean", mean.float())
+        self.register_buffer("has_text", has.bool())
+
+    def text_vecs(self, items: torch.Tensor) -> torch.Tensor:
+        """The items' text embeddings, centred on the catalogue mean (see ``text_center``)."""
+        return self.bank(items) - self.text_mean
 
     def item_vecs(self, items: torch.Tensor) -> torch.Tensor:
         ids = self.item(items) if self.item is not None else None
-        mods = {"text": self.bank(items)} if self.bank is not None else {}
+        mods = {"text": self.text_vecs(items)} if self.bank is not None else {}
         id_mask = self.warm[items]
         if self.training and self.c.id_dropout > 0 and self.bank is not None:
             id_mask = id_mask & (torch.rand(items.shape, device=items.device) >= self.c.id_dropout)
-        return self.fusion(ids, mods, {"id": id_mask})
+        masks = {"id": id_mask}
+        if self.bank is not None:
+            masks["text"] = self.has_text[items]
+        return self.fusion(ids, mods, masks)
 
     def all_items(self) -> torch.Tensor:
         return self.item_vecs(torch.arange(self.warm.shape[0], device=self.warm.device))
@@ -201,7 +245,7 @@ class _LMMFModule(nn.Module):
         v = self.item_vecs(items)
         p, n = v[: len(batch["pos"])], v[len(batch["pos"]) :]
         bpr = -torch.nn.functional.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
-        reg = self.c.reg_weight * (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(u)
+        reg = self.c.reg_weight * (u.pow(2).sum() + v.pow(2).sum()) / len(u)
         return {"bpr": bpr, "reg": reg}
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -233,7 +277,12 @@ class LMMF(TextModelMixin, TorchRecommender):
     def build_module(self) -> nn.Module:
         bank = self._text_bank() if self.config.use_text else None
         warm = torch.as_tensor(np.asarray(self.warm_, dtype=bool))
-        return _LMMFModule(self.n_users, self.n_items, self.config, bank, warm)
+        stats = (
+            text_stats(getattr(self, "text_init_", None), self.config.text_center)
+            if bank is not None
+            else None
+        )
+        return _LMMFModule(self.n_users, self.n_items, self.config, bank, warm, stats)
 
     def _init_std(self) -> float:
         return 0.1

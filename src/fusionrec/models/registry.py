@@ -39,6 +39,9 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     # language-model enhanced
     "fusionrec.models.lm_fused",
     "fusionrec.models.text_seq",
+    "fusionrec.models.lm_ease",
+    "fusionrec.models.lm_lightgcn",
+    "fusionrec.models.lm_sasrec",
     # knowledge graph / multimodal
     "fusionrec.models.kg",
     "fusionrec.models.cke",

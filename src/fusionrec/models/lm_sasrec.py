@@ -1,0 +1,150 @@
+"""``lm_sasrec``: SASRec whose item vectors fuse the ID embedding with the item's pretrained text
+embedding passed through a learned adapter.
+
+item vector = ModalityFusion(kind = config ``fusion``)(ID embedding, MoEAdapter(centred text)),
+used everywhere SASRec embeds an item (input sequence, negatives, tied output weights) through
+``SASRecModule.item_embeddings``; the transformer, training windows and losses are SASRec's
+(``fusionrec.models.sasrec``). Items without training interactions have their ID part masked,
+so they are their adapted text and can be recommended; they are left out of the training
+softmax (as negatives they would teach the adapter that their text is bad). Warm items hide
+their ID part with probability ``id_dropout`` while training.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.models.base import Capabilities
+from fusionrec.models.lm_fused import LMTextConfig, TextModelMixin, text_stats
+from fusionrec.models.registry import register
+from fusionrec.models.sasrec import SASRec, SASRecConfig, SASRecModule
+from fusionrec.models.text_seq import MoEAdapter
+from fusionrec.nn.fusion import ModalityFusion
+
+__all__ = ["LMSASRec", "LMSASRecConfig", "LMSASRecModule"]
+
+
+class LMSASRecConfig(SASRecConfig, LMTextConfig):
+    """SASRec's settings plus the text encoder's, the adapter's and the fusion's."""
+
+    fusion: Literal["add", "concat", "gate", "attention"] = "add"
+    """How an item's ID embedding and adapted text embedding are fused."""
+    n_experts: int = Field(4, ge=1)
+    """Experts of the mixture-of-experts text adapter (UniSRec's whitening adapter)."""
+    text_center: bool = True
+    """Subtract the catalogue's mean text embedding before the adapter."""
+    id_dropout: float = Field(0.0, ge=0, lt=1)
+    """Probability of hiding a warm item's ID part at a training step (text must carry it alone)."""
+
+
+class LMSASRecModule(SASRecModule):
+    """SASRec module whose item vectors are fused from ID and adapted text."""
+
+    def __init__(
+        self,
+        n_items: int,
+        c: LMSASRecConfig,
+        bank: nn.Module,
+        warm: torch.Tensor,
+        stats: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> None:
+        super().__init__(n_items, c)
+        h = c.hidden_size
+        self.bank = bank
+        self.encoder_lr = c.encoder_lr
+        self.id_dropout = c.id_dropout
+        self.adapter = MoEAdapter(bank.dim, h, c.n_experts, 0.0)
+        self.fusion = ModalityFusion(c.fusion, h, {"text": h}, h)
+        self.register_buffer("warm", warm)
+        mean, has = stats if stats is not None else (torch.zeros(bank.dim), torch.ones_like(warm))
+        self.register_buffer("text_mean", mean.float())
+        self.register_buffer("has_text", has.bool())
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items + 1, d) vectors of all item codes; row 0 (padding) is zeros."""
+        ids = self.item_emb.weight[1:]
+        items = torch.arange(self.n_items, device=ids.device)
+        text = self.adapter(self.bank(items) - self.text_mean)
+        id_mask = self.warm
+        if self.training and self.id_dropout > 0:
+            id_mask = id_mask & (torch.rand(id_mask.shape, device=ids.device) >= self.id_dropout)
+        fused = self.fusion(ids, {"text": text}, {"id": id_mask, "text": self.has_text})
+        return torch.cat([fused.new_zeros(1, fused.shape[1]), fused])
+
+    def item_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.item_table()[codes]
+
+    def rec_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.loss_kind != "ce" or bool(self.warm.all()):
+            return super().rec_loss(batch)
+        h = self.encode(batch["inputs"])
+        tgt = batch["targets"]
+        sel = tgt > 0
+        logits = (h[sel] @ self.item_weights().T).masked_fill(~self.warm, float("-inf"))
+        return F.cross_entropy(logits, tgt[sel] - 1)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+        return groups + self.bank.param_groups(self.encoder_lr)
+
+
+@register("lm_sasrec")
+class LMSASRec(TextModelMixin, SASRec):
+    """SASRec with ID + adapted pretrained-text item vectors (add/concat/gate/attention); cold items."""
+
+    Config = LMSASRecConfig
+    capabilities = Capabilities(
+        needs_text=True,
+        needs_timestamps=True,
+        sequential=True,
+        cold_start_items=True,
+        cold_start_users=True,
+    )
+    config: LMSASRecConfig
+
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        super()._prepare(dataset, rng)
+        self.warm_ = dataset.item_popularity() > 0
+        self._prepare_text(dataset)
+
+    def build_module(self) -> nn.Module:
+        warm = torch.as_tensor(np.asarray(self.warm_, dtype=bool))
+        stats = text_stats(getattr(self, "text_init_", None), self.config.text_center)
+        return LMSASRecModule(self.n_items, self.config, self._text_bank(), warm, stats)
+
+    def batches(self, dataset: Dataset, rng: np.random.Generator):
+        bank = self.module_.bank
+        if bank.finetuning and getattr(self, "_epochs_seen", 0) > 0:
+            bank.refresh(self.config.encode_batch_size)
+        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+        return super().batches(dataset, rng)
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        self._epochs_seen = 0
+        try:
+            super()._fit(dataset, valid, seed)
+        finally:
+            self.text_init_ = None
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {
+            **super()._extra_state(),
+            "warm": np.asarray(self.warm_, dtype=np.int8),
+            **self._text_extra_state(),
+        }
+
+    def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._load_extra_state(state)
+        self.warm_ = state["warm"].astype(bool)
+        self._text_load_extra_state(state)
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._set_state(state)
+        self._text_after_load()

@@ -1,0 +1,105 @@
+"""lm_lightgcn: conformance, cold items ranked by text for the users who read alike, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _lm_data import make_groups
+
+from fusionrec.models import get_model, load_model
+from fusionrec.models.lm_lightgcn import LMLightGCN
+from fusionrec.testing import check_recommender
+
+
+@pytest.fixture(scope="module")
+def groups(tmp_path_factory):
+    from fusionrec.encoders import encode_items
+
+    ds, cs, cr = make_groups()
+    cache = tmp_path_factory.mktemp("emb")
+    return ds.with_item_embedding("text", encode_items(ds, cache_dir=cache)), cs, cr
+
+
+FAST = {"epochs": 3, "batch_size": 16, "text_edges": 3, "device": "cpu"}
+
+
+def test_conformance_on_the_shared_toy_data():
+    check_recommender(LMLightGCN, FAST)
+
+
+VARIANTS = [
+    {"fusion": "add", "text_edges": 0},
+    {"fusion": "gate", "text_edges": 3},
+    {"fusion": "none", "text_edges": 3},
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['fusion']}-{v['text_edges']}")
+def test_conformance(groups, variant):
+    ds, _, _ = groups
+    check_recommender(LMLightGCN, {**FAST, **variant}, ds, k=2)
+
+
+def _own_group_rate(model, ds, cold_s, cold_r) -> float:
+    s = model.score(ds.users.ids, list(cold_s) + list(cold_r))
+    space_user = np.array([int(u[1:]) < 8 for u in ds.users.ids])
+    return float(((s.argmax(1) < len(cold_s)) == space_user).mean())
+
+
+def _cold_above_other_group(model, ds, cold_s, cold_r) -> float:
+    """Share of users for whom every cold item of their group outscores every item (warm or
+    cold) of the other group."""
+    full = model.score(ds.users.ids)
+    is_space = np.array([i.startswith("s") for i in ds.items.ids])
+    cs, cr = ds.items.to_idx(np.array(cold_s)), ds.items.to_idx(np.array(cold_r))
+    ok = [
+        full[u, cs].min() > full[u, ~is_space].max()
+        if int(uid[1:]) < 8
+        else full[u, cr].min() > full[u, is_space].max()
+        for u, uid in enumerate(ds.users.ids)
+    ]
+    return float(np.mean(ok))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['fusion']}-{v['text_edges']}")
+def test_cold_items_rank_for_textually_similar_users(groups, variant):
+    """Items with no interactions: each user's best cold item is of their own taste group, and
+    every cold item of their group outscores every item (warm or cold) of the other group;
+    through layer-0 text fusion, through text edges, or both."""
+    ds, cold_s, cold_r = groups
+    params = {"epochs": 60, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    m = get_model("lm_lightgcn")(**params, **variant).fit(ds, seed=0)
+    assert _own_group_rate(m, ds, cold_s, cold_r) == 1.0
+    assert _cold_above_other_group(m, ds, cold_s, cold_r) == 1.0
+    # plain LightGCN has nothing to go on for cold items
+    plain = get_model("lightgcn")(**params).fit(ds, seed=0)
+    assert _cold_above_other_group(plain, ds, cold_s, cold_r) <= 0.25
+
+
+def test_text_edges_link_each_item_to_its_nearest_texts():
+    from fusionrec.models.lm_lightgcn import text_augmented_adjacency, text_neighbours
+
+    text = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [np.nan, 0.0]])
+    nb = text_neighbours(text, 1)
+    assert nb[:, 0].tolist() == [1, 0, 3, 2, -1]  # the item without text has no neighbour
+    r = np.array([[1, 0, 0, 0, 0], [0, 0, 1, 0, 0]])
+    a = text_augmented_adjacency(r, nb, 2.0).toarray()
+    np.testing.assert_allclose(a, a.T)
+    # item 0 (node 2): one interaction edge (user 0) + one text edge of weight 2 to item 1
+    deg = np.array([1, 1, 3, 2, 3, 2, 0])
+    assert a[2, 3] == pytest.approx(2.0 / np.sqrt(deg[2] * deg[3]))
+    assert a[0, 2] == pytest.approx(1.0 / np.sqrt(deg[0] * deg[2]))
+    assert a[2, 4] == 0 and not a[6].any()  # no text edge across groups; no-text item isolated
+
+
+def test_negatives_are_warm_and_save_load(groups, tmp_path):
+    ds, cold_s, cold_r = groups
+    m = LMLightGCN(epochs=2, batch_size=16, num_negatives=4, text_edges=3, device="cpu")
+    m.fit(ds, seed=0)
+    rng = np.random.default_rng(0)
+    cold = set(ds.items.to_idx(np.array(list(cold_s) + list(cold_r))).tolist())
+    negs = np.concatenate([b["neg"].numpy().ravel() for b in m.batches(ds, rng)])
+    assert len(negs) == 4 * ds.n_interactions and not (set(negs.tolist()) & cold)
+    m.save(tmp_path / "m")
+    m2 = load_model(tmp_path / "m")
+    np.testing.assert_allclose(m2.score(ds.users.ids), m.score(ds.users.ids), atol=1e-5)
