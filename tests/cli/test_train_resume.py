@@ -36,7 +36,8 @@ def config_file(tmp_path: Path) -> Path:
         f"data: {{name: '{ds_path}'}}\n"
         "model: {name: neumf, params: {mf_embedding_size: 8, mlp_embedding_size: 8, "
         "mlp_hidden_size: [16, 8], dropout: 0.2, num_negatives: 2}}\n"
-        "train: {epochs: 4, batch_size: 32, lr: 0.01, lr_schedule: cosine, patience: 0}\n"
+        "train: {epochs: 4, batch_size: 32, lr: 0.01, lr_schedule: cosine, patience: 0, "
+        "eval_every: 1}\n"
     )
     return cfg
 

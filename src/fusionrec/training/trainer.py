@@ -150,11 +150,13 @@ class Trainer:
 
     def _optimizer(self, params) -> torch.optim.Optimizer:
         c = self.config
+        # fused=None keeps torch's default implementation (bit-for-bit as before)
+        fused = True if getattr(c, "fused_optimizer", False) else None
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
         if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        return torch.optim.SGD(params, lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
+        return torch.optim.SGD(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
 
     def fit(
         self, model: Trainable, train: Dataset, valid: Dataset | None, seed: int
