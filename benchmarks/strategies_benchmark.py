@@ -140,7 +140,9 @@ def main() -> None:
                 ms_per_user=round(_ms_per_user(st, ds.n_users), 3),
             )
     if "multitask" in parts:
-        mt = dict(epochs=max(ep // 2, 5), eval_every=5, patience=2)
+        # weight decay 1e-4, chosen on the validation split: without it the rating head
+        # overfits by epoch 20 (valid RMSE 1.066 vs 0.964) while the ranking still improves
+        mt = dict(epochs=max(ep // 2, 5), eval_every=10, patience=1, weight_decay=1e-4)
         for name, p in (
             ("multitask mmoe ranking+rating", {}),
             ("multitask shared-bottom ranking+rating", {"architecture": "shared_bottom"}),
@@ -150,25 +152,42 @@ def main() -> None:
         ):
             m, s = fit(lambda p=p: MultiTask(**mt, **p).fit(sp.train, sp.valid, seed=2020))
             rmse = round(rating_rmse(m, sp.test), 4) if "rating" in m.config.tasks else None
-            report("multitask", name, m, s, test_rmse=rmse)
+            report("multitask", name, m, s, test_rmse=rmse, epochs_run=len(m.history_.records))
     if "curriculum" in parts:
+        # settings chosen on the validation split (seeds 2020 and 7, 40 epochs): drawing hard
+        # negatives from the very top of the popularity ranking hurts (held-out positives act
+        # as false negatives); skipping the top 5% of items (the default) or the teacher's
+        # top 20 does not.
         cb = dict(embedding_size=64, epochs=ep, patience=0, eval_every=ep, lam=0.0, lr=0.005)
-        for name, cur in (
-            ("uniform negatives", None),
+        full_at = max(ep // 2, 2)
+        for name, cur, teacher in (
+            ("uniform negatives", None, None),
             (
-                "popularity curriculum",
-                {
-                    "difficulty": "popularity",
-                    "full_at": max(ep // 2, 2),
-                    "max_hard": 0.5,
-                    "popularity_alpha": 1.0,
-                },
+                "popularity curriculum, no skip (old default)",
+                {"full_at": full_at, "max_hard": 0.5, "skip_top": 0},
+                None,
+            ),
+            ("popularity curriculum (default: skip top 5%)", {"full_at": full_at}, None),
+            (
+                "teacher(ease) curriculum, skip top 20 of 200",
+                {"difficulty": "teacher", "full_at": full_at, "skip_top": 20, "teacher_pool": 200},
+                ease,
             ),
         ):
             m, s = fit(
-                lambda cur=cur: Distilled(curriculum=cur, **cb).fit(sp.train, sp.valid, seed=2020)
+                lambda cur=cur, teacher=teacher: (
+                    Distilled(curriculum=cur, **cb)
+                    .with_teacher(teacher)
+                    .fit(sp.train, sp.valid, seed=2020)
+                )
             )
-            report("curriculum", f"{name} ({ep} epochs)", m, s)
+            report(
+                "curriculum",
+                f"{name} ({ep} epochs)",
+                m,
+                s,
+                valid_ndcg=round(ev.evaluate_split(m, sp, "valid")["ndcg@10"], 4),
+            )
     _print_table(rows)
 
 
