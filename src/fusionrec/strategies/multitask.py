@@ -71,6 +71,9 @@ class MultiTaskConfig(TrainConfig):
     """Learning rate."""
     patience: int = Field(3, ge=0)
     """Evaluations without improvement before stopping (0 = never stop early)."""
+    weight_decay: float = Field(1e-4, ge=0)
+    """AdamW weight decay; without it the rating head overfits (ml-100k validation RMSE 1.066
+    at 0 vs 0.964 at 1e-4)."""
 
     @model_validator(mode="after")
     def _check(self) -> MultiTaskConfig:
