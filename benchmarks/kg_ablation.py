@@ -1,15 +1,18 @@
 """KG / multimodal ablation on MovieLens-100k, side by side with RecBole 1.2.1's CKE (and KGAT
 when its dgl dependency can be imported) on the same protocol, in the same run.
 
-    python benchmarks/kg_ablation.py [--variants id,text,kg,text+kg] [--epochs 20]
-        [--recbole-models CKE,KGAT] [--recbole-venv .bench/recbole-venv] [--output DIR]
+    python benchmarks/kg_ablation.py [--variants id,text,kg,text+kg,kgat] [--epochs N]
+        [--recbole-epochs 40] [--recbole-models CKE,KGAT] [--recbole-venv .bench/recbole-venv]
+        [--output DIR]
 
 Protocol: RS 8:1:1 (per user, random order), seed 2020, full ranking, top-10, train items
 masked (and valid items at test); early stopping on validation. Our variants come from
-``fusionrec.cli.kg_cmd.run_ablation``; RecBole runs in its own virtualenv (numpy<2) through
+``fusionrec.cli.kg_cmd.run_ablation`` with each model's own defaults (the BPR recipe for
+mm_mf/cke: up to 200 epochs, patience 10) unless ``--epochs``/``--patience``/``--lr`` are given; RecBole runs in its own virtualenv (numpy<2) through
 ``benchmarks/_run_recbole.py``'s config, with the epoch budget given here, in a child process
-that runs while our variants train. RecBole's KGAT needs dgl, which has no build for the
-torch here: it is reported as not run when ``import dgl`` fails. Prints one table; writes
+that runs while our variants train. RecBole's KGAT needs dgl (``KGAT.__init__`` builds a dgl
+graph): PyPI's newest dgl (2.1.0) ships native libraries for torch 2.0-2.2 only, so ``import dgl``
+fails under torch 2.13 and the row is reported as not run with that error. Prints one table; writes
 ablation.md / ablation.json / ablation.png to ``--output``.
 """
 
@@ -79,7 +82,7 @@ def _start_recbole(
         str(Path(__file__).resolve()),
         "--recbole-child",
         model,
-        "--epochs",
+        "--recbole-epochs",
         str(epochs),
         "--workdir",
         str(ROOT / ".bench" / "recbole_work_kg"),
@@ -103,10 +106,11 @@ def _collect(proc: subprocess.Popen, log: Path, model: str, t0: float, timeout: 
 # ----------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variants", default="id,text,kg,text+kg")
-    p.add_argument("--epochs", type=int, default=20, help="max epochs, ours and RecBole's")
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--lr", type=float, default=0.005, help="learning rate of our variants")
+    p.add_argument("--variants", default="id,text,kg,text+kg,kgat")
+    p.add_argument("--epochs", type=int, default=None, help="max epochs of our variants")
+    p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="learning rate of our variants")
+    p.add_argument("--recbole-epochs", type=int, default=40, help="RecBole's epoch budget")
     p.add_argument("--recbole-models", default="CKE,KGAT")
     p.add_argument("--recbole-venv", default=str(ROOT / ".bench" / "recbole-venv"))
     p.add_argument("--timeout", type=float, default=3600)
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.recbole_child:
-        return _recbole_child(a.recbole_child, a.epochs, a.workdir)
+        return _recbole_child(a.recbole_child, a.recbole_epochs, a.workdir)
 
     import torch
 
@@ -132,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in a.recbole_models.split(",") if m.strip()]
     if py.exists():
         for m in models:  # one at a time would double the wall time; the machine has 2 cores
-            procs.append((m, *_start_recbole(py, m, a.epochs, out)))
+            procs.append((m, *_start_recbole(py, m, a.recbole_epochs, out)))
     ds = load_dataset("ml-100k")
     variants = a.variants.split(",")
-    params = {v: {"lr": a.lr} for v in variants}
+    params = {v: {} if a.lr is None else {"lr": a.lr} for v in variants}
     report = run_ablation(
         ds, variants, epochs=a.epochs, patience=a.patience, seed=2020, params=params
     )

@@ -115,3 +115,27 @@ def test_edge_softmax_groups_by_destination():
     dst = torch.tensor([0, 0, 1, 2])
     w = edge_softmax(logits, dst, 4)
     np.testing.assert_allclose(w.numpy(), [0.5, 0.5, 1.0, 1.0], rtol=1e-6)
+
+
+def test_grouped_transr_projection_equals_per_row_matrices():
+    """project_by_relation / transr_energy (one product per relation) give exactly what the
+    per-row (B, d, d_r) gather gives, and so does its gradient."""
+    from fusionrec.nn.kg import project_by_relation, transr_distance, transr_energy
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 6, generator=g, requires_grad=True)
+    t = torch.randn(50, 6, generator=g)
+    r = torch.randint(0, 4, (50,), generator=g)
+    proj = torch.randn(4, 6, 3, generator=g, requires_grad=True)
+    rel = torch.randn(4, 3, generator=g)
+    want = torch.bmm(x.unsqueeze(1), proj[r]).squeeze(1)
+    got = project_by_relation(x, r, proj)
+    torch.testing.assert_close(got, want)
+    e_ref = transr_distance(x, rel[r], t, proj[r])
+    e = transr_energy(x, r, t, rel, proj)
+    torch.testing.assert_close(e, e_ref)
+    gx_ref, gp_ref = torch.autograd.grad(e_ref.sum(), (x, proj))
+    gx, gp = torch.autograd.grad(e.sum(), (x, proj))
+    torch.testing.assert_close(gx, gx_ref)
+    torch.testing.assert_close(gp, gp_ref)
+    assert project_by_relation(x[:0], r[:0], proj).shape == (0, 3)

@@ -196,3 +196,23 @@ def test_kgat_eval_cache_matches_fresh_propagation():
     has_in = torch.zeros(m.module_.n_nodes, dtype=torch.bool)
     has_in[m.module_.dst] = True
     np.testing.assert_allclose(s[has_in].numpy(), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [[8], [8, 4], [6, 4, 4]])
+def test_kgat_row_propagation_equals_full_propagation(layers):
+    """KGAT propagates only what the user and item rows need (propagation_plan); in eval mode
+    this equals the full-graph propagation at those rows, for any depth."""
+    ds = toy_dataset()
+    m = get_model("kgat")(**FAST, rel_dim=4, layers=layers).fit(ds, seed=0)
+    mod = m.module_
+    mod.eval()
+    with torch.no_grad():
+        full = mod.prop(mod.node.weight, mod.adjacency())
+        rows = mod.propagated()
+    torch.testing.assert_close(rows[mod.user_row], full[: mod.n_users])
+    torch.testing.assert_close(rows[mod.item_row], full[mod.item_node])
+    plan = mod._plan_np
+    assert (
+        len(plan) == len(layers)
+        and len(plan[-1]["rows"]) == len(np.unique(mod.item_node)) + mod.n_users
+    )

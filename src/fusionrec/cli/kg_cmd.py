@@ -44,8 +44,8 @@ def run_ablation(
     ds: Any,
     variants: list[str] | None = None,
     *,
-    epochs: int = 40,
-    patience: int = 5,
+    epochs: int | None = None,
+    patience: int | None = None,
     seed: int = 2020,
     params: dict[str, dict[str, Any]] | None = None,
     text: Any = None,
@@ -88,7 +88,12 @@ def run_ablation(
     rows = []
     for v in variants:
         model_name, extra = VARIANTS[v]
-        p = {"epochs": epochs, "patience": patience, **extra, **(params or {}).get(v, {})}
+        budget = {"epochs": epochs, "patience": patience}
+        p = {
+            **{k: x for k, x in budget.items() if x is not None},
+            **extra,
+            **(params or {}).get(v, {}),
+        }
         t0 = time.perf_counter()
         model = get_model(model_name)(**p).fit(sp_.train, sp_.valid, seed=seed)
         fit_s = time.perf_counter() - t0
@@ -178,9 +183,14 @@ def ablation_cmd(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Report folder (default runs/<time>-ablation)."
     ),
-    epochs: int = typer.Option(40, "--epochs", min=1, help="Maximum epochs per variant."),
-    patience: int = typer.Option(
-        5, "--patience", min=0, help="Early-stopping patience (valid NDCG@10)."
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Maximum epochs per variant (default: each model's own)."
+    ),
+    patience: int | None = typer.Option(
+        None,
+        "--patience",
+        min=0,
+        help="Early-stopping patience on valid NDCG@10 (default: each model's own).",
     ),
     seed: int = typer.Option(2020, "--seed", help="Split and training seed."),
     threads: int = typer.Option(

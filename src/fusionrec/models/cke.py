@@ -9,7 +9,14 @@
   entity vector.
 
 Loss terms (``loss_weights``): ``rec`` (BPR), ``kg`` (TransR, cke only), ``reg`` (L2 of the
-batch's embeddings). Each is returned already weighted and logged by the Trainer.
+batch's user vectors and item vectors without their KG entity part: ID [+ fused modalities]).
+Each is returned already weighted and logged by the Trainer.
+
+Training recipe = ``bpr``'s (models/bpr.py), so the ID-only variant is as strong as plain BPR-MF
+and the ablation's comparisons are against a real baseline: xavier-normal init, one uniform
+negative per positive, L2 weight 2e-2 through ``l2_reg`` (which halves: = BPR's reg_weight 1e-2),
+Adam at lr 5e-3, batches of 4096, up to 200 epochs with early stopping (patience 10) on valid
+NDCG@10.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -31,7 +37,7 @@ from fusionrec.models.kg import JointConfig, kg_triples
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.fusion import ModalityFusion
-from fusionrec.nn.kg import corrupt_triples, kg_pair_loss, transr_distance
+from fusionrec.nn.kg import corrupt_triples, kg_pair_loss, transr_pair_energies
 from fusionrec.nn.losses import bpr_loss, l2_reg
 
 __all__ = ["MMMF", "MMMFConfig", "CKE", "CKEConfig"]
@@ -40,7 +46,9 @@ FusionKind = Literal["add", "concat", "gate", "attention"]
 
 
 class MMMFConfig(JointConfig):
-    """Multimodal BPR-MF."""
+    """Multimodal BPR-MF (defaults: the ``bpr`` model's recipe, see the module doc)."""
+
+    DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {"rec": 1.0, "reg": 2e-2}
 
     dim: int = Field(64, ge=1)
     """Embedding dimension of users and (fused) items."""
@@ -49,14 +57,15 @@ class MMMFConfig(JointConfig):
     fusion: FusionKind = "add"
     """Fusion module kind (fusionrec.nn.fusion.ModalityFusion)."""
     standardize: bool = True
-    """Centre and scale each modality matrix (per column, over present rows) before fusion."""
+    """Centre each modality matrix (per column, over present rows) and scale it by one factor so
+    that the mean squared row norm is 1, before fusion."""
     id_dropout: float = Field(0.0, ge=0, lt=1)
     """Probability of zeroing an item's ID vector in training (pushes the model onto its modalities)."""
-    epochs: int = Field(50, ge=1)
+    epochs: int = Field(200, ge=1)
     """Maximum number of passes over the training data."""
-    batch_size: int = Field(2048, ge=1)
+    batch_size: int = Field(4096, ge=1)
     """Interactions per optimisation step."""
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(5e-3, gt=0)
     """Learning rate."""
 
 
@@ -134,20 +143,37 @@ class _FusedMFModule(nn.Module):
             if idx is None
             else idx
         )
-        keep = self.warm[ids]
-        if self.training and self.id_dropout > 0:
-            keep = keep & (torch.rand(len(ids), device=keep.device) >= self.id_dropout)
-        v = self.item(ids) * keep.unsqueeze(-1).to(self.item.weight.dtype)
-        if self.has_kg:
-            v = v + self.entity(self.item_entity[ids])
-            keep = torch.ones_like(keep)  # the entity part is always there (learned default)
-        if self.fusion is not None:
-            mods = {k: getattr(self, f"mod_{k}")[ids] for k in self.names}
-            masks = {k: getattr(self, f"mask_{k}")[ids] for k in self.names} | {"id": keep}
-            v = self.fusion(v, mods, masks)
+        v, _ = self._fused(ids, with_reg=False)
         if idx is None and not self.training:
             self._cache = v
         return v
+
+    def _fused(self, ids: torch.Tensor, with_reg: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(fused item vectors, the same without the KG entity part when ``with_reg``).
+
+        The second is what ``reg`` penalises: the ID embedding and what the modalities add,
+        not the entity vector. Measured on ml-100k (RS 8:1:1): leaving the fused text part
+        unpenalised (only the ID embedding) let it overfit (+text NDCG@10 0.2571 vs 0.2795);
+        penalising the entity part too (RecBole's CKE) pulled +KG below ID-only (0.2892 vs
+        0.2929; 0.2924 without it)."""
+        keep = self.warm[ids]
+        if self.training and self.id_dropout > 0:
+            keep = keep & (torch.rand(len(ids), device=keep.device) >= self.id_dropout)
+        base = self.item(ids) * keep.unsqueeze(-1).to(self.item.weight.dtype)
+        v, v_keep = base, keep
+        if self.has_kg:
+            v = base + self.entity(self.item_entity[ids])
+            v_keep = torch.ones_like(keep)  # the entity part is always there (learned default)
+        if self.fusion is None:
+            return v, base if with_reg else None
+        mods = {k: getattr(self, f"mod_{k}")[ids] for k in self.names}
+        masks = {k: getattr(self, f"mask_{k}")[ids] for k in self.names}
+        fused = self.fusion(v, mods, masks | {"id": v_keep})
+        if not with_reg:
+            return fused, None
+        if not self.has_kg:
+            return fused, fused
+        return fused, self.fusion(base, mods, masks | {"id": keep})
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         u = self.user(users)
@@ -155,27 +181,19 @@ class _FusedMFModule(nn.Module):
             return u @ self.item_vectors().T
         return u @ self.item_vectors(items).T
 
-    def kg_energy(self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return transr_distance(
-            F.normalize(self.entity(h), dim=-1),
-            self.relation(r),
-            F.normalize(self.entity(t), dim=-1),
-            self.proj[r],
-        )
-
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         w = self.weights
         u, i, j = batch["user"], batch["pos"], batch["neg"]
         ue = self.user(u)
-        iv = self.item_vectors(torch.cat([i, j]))
+        iv, rv = self._fused(torch.cat([i, j]), with_reg="reg" in w)
         pi, nj = iv[: len(i)], iv[len(i) :]
         out: dict[str, torch.Tensor] = {}
         out["rec"] = w.get("rec", 1.0) * bpr_loss((ue * pi).sum(-1), (ue * nj).sum(-1))
         if "reg" in w:
-            out["reg"] = w["reg"] * l2_reg(ue, self.item(i), self.item(j), batch_size=len(u))
+            # users and item vectors without their KG entity part (see _fused); ID-only: = BPR
+            out["reg"] = w["reg"] * l2_reg(ue, rv[: len(i)], rv[len(i) :], batch_size=len(u))
         if self.has_kg and "kg" in w and "h" in batch:
-            pos = self.kg_energy(batch["h"], batch["r"], batch["t"])
-            neg = self.kg_energy(batch["h_neg"], batch["r"], batch["t_neg"])
+            pos, neg = transr_pair_energies(self.entity, batch, self.relation.weight, self.proj)
             out["kg"] = w["kg"] * kg_pair_loss(pos, neg, self.kg_loss_kind, self.margin)
         return out
 
@@ -186,8 +204,11 @@ def _standardized(m: np.ndarray) -> np.ndarray:
     if present.sum() > 1:
         mu = out[present].mean(0)
         sd = out[present].std(0)
-        # one global scale keeps the relative size of directions (a per-column scale blows up noise)
-        scale = float(np.sqrt((sd**2).mean())) or 1.0
+        # one global scale keeps the relative size of directions (a per-column scale blows up
+        # noise); it makes the mean squared row norm 1, so that a projected modality starts at
+        # the scale of the ID embeddings (a unit variance per column made a 384-d text vector
+        # ~40x longer than an item's ID vector, which swamped it: +text scored below ID-only)
+        scale = float(np.sqrt((sd**2).sum())) or 1.0
         out[present] = (out[present] - mu) / scale
     return out
 
@@ -282,7 +303,7 @@ class CKEConfig(MMMFConfig):
     """CKE: multimodal BPR-MF + KG entity embedding trained jointly with TransR."""
 
     LOSS_TERMS: ClassVar[tuple[str, ...]] = ("rec", "kg", "reg")
-    DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {"rec": 1.0, "kg": 1.0, "reg": 1e-5}
+    DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {"rec": 1.0, "kg": 1.0, "reg": 2e-2}
 
     fusion: FusionKind = "add"
     """Fusion module kind (fusionrec.nn.fusion.ModalityFusion) for the text/visual modalities."""
