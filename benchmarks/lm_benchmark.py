@@ -9,7 +9,9 @@ Sections (``--only``, comma list; default all):
 - ``warm``: RS 8:1:1 per user, full ranking, train (and valid at test) items masked. Pairs of
   ID-only and LM-fused models: ease / lm_ease, bpr / lm_mf, lightgcn / lm_lightgcn. EASE and
   lm_ease are also tuned on the VALIDATION split (λ for EASE; λ and the text weight for
-  lm_ease): the pick is made on valid NDCG@10 and only then evaluated on test.
+  lm_ease): the pick is made on valid NDCG@10 and only then evaluated on test. The sequential
+  pair sasrec / lm_sasrec (``--pairs SASRec``) runs on leave-one-out (``loo``: each user's last
+  item is test, the one before valid; full ranking), the protocol SASRec is measured on.
 - ``cold``: items held out whole (10 % valid, 10 % test items never seen in training); Pop,
   BPR, lm_ease, lm_mf, lm_lightgcn, text_seq; NDCG@10, Recall@10 and the multiple of Pop.
 - ``encode``: item texts encoded per second on ``--threads`` torch threads (default 2), without
@@ -53,7 +55,10 @@ PAIRS: dict[str, tuple[tuple[str, dict], tuple[str, dict]]] = {
     "EASE": (("ease", {}), ("lm_ease", {})),
     "BPR-MF": (("bpr", {}), ("lm_mf", {})),
     "LightGCN": (("lightgcn", {}), ("lm_lightgcn", {})),
+    "SASRec": (("sasrec", {}), ("lm_sasrec", {})),
 }
+# split protocol of a pair (default: RS 8:1:1); sequential models are measured leave-one-out
+PAIR_PROTOCOL: dict[str, str] = {"SASRec": "loo"}
 COLD_MODELS: dict[str, tuple[str, dict]] = {
     "pop": ("pop", {}),
     "bpr (ID only)": ("bpr", {}),
@@ -100,17 +105,22 @@ def _row(label: str, r: dict) -> str:
 
 
 def warm(ds, seeds: list[int], pairs: list[str]) -> None:
+    titles = {"rs": "RS 8:1:1", "loo": "leave-one-out"}
     for seed in seeds:
-        sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=seed)
-        print(f"\n## warm: ml-100k RS 8:1:1, split seed {seed}, full ranking\n")
-        print("| model | NDCG@10 | Recall@10 | fit s | epochs |\n|---|---|---|---|---|")
-        for _, (idonly, fused) in [(k, PAIRS[k]) for k in pairs]:
-            for name, params in (idonly, fused):
-                r = _fit_eval(name, params, sp, seed)
-                extra = f" (cold_weight {r['model'].cold_weight_})" if name == "lm_ease" else ""
-                print(_row(name + extra, r), flush=True)
+        for protocol in dict.fromkeys(PAIR_PROTOCOL.get(k, "rs") for k in pairs):
+            sp = split(ds, protocol, (0.8, 0.1, 0.1), seed=seed)
+            print(f"\n## warm: ml-100k {titles[protocol]}, split seed {seed}, full ranking\n")
+            print("| model | NDCG@10 | Recall@10 | fit s | epochs |\n|---|---|---|---|---|")
+            for k in pairs:
+                if PAIR_PROTOCOL.get(k, "rs") != protocol:
+                    continue
+                for name, params in PAIRS[k]:
+                    r = _fit_eval(name, params, sp, seed)
+                    extra = f" (cold_weight {r['model'].cold_weight_})" if name == "lm_ease" else ""
+                    print(_row(name + extra, r), flush=True)
         if "EASE" not in pairs:
             continue
+        sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=seed)
         print("\nTuned on the validation split (test reported for the valid pick):\n")
         p, r = _tuned_on_valid("ease", [{"reg_weight": lam} for lam in EASE_LAMBDAS], sp, seed)
         print(f"- ease: pick {p} -> valid {r['valid']:.4f}, test NDCG@10 {r['ndcg@10']:.4f}")

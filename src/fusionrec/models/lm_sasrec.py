@@ -40,6 +40,11 @@ class LMSASRecConfig(SASRecConfig, LMTextConfig):
     """Experts of the mixture-of-experts text adapter (UniSRec's whitening adapter)."""
     text_center: bool = True
     """Subtract the catalogue's mean text embedding before the adapter."""
+    text_scale: float = Field(10.0, gt=0)
+    """Factor on the (centred) text embedding before the adapter. Unit-norm sentence vectors
+    through two N(0, 0.02) layers start ~10x smaller than the ID embeddings, so the text part
+    learns slowly. ml-100k loo VALIDATION NDCG@10 (30 epochs, patience 10, seed 2020): 1 -> 0.1154,
+    10 -> 0.1248 (0.108 already at epoch 6)."""
     id_dropout: float = Field(0.0, ge=0, lt=1)
     """Probability of hiding a warm item's ID part at a training step (text must carry it alone)."""
 
@@ -60,18 +65,20 @@ class LMSASRecModule(SASRecModule):
         self.bank = bank
         self.encoder_lr = c.encoder_lr
         self.id_dropout = c.id_dropout
+        self.text_scale = c.text_scale
         self.adapter = MoEAdapter(bank.dim, h, c.n_experts, 0.0)
         self.fusion = ModalityFusion(c.fusion, h, {"text": h}, h)
         self.register_buffer("warm", warm)
         mean, has = stats if stats is not None else (torch.zeros(bank.dim), torch.ones_like(warm))
         self.register_buffer("text_mean", mean.float())
         self.register_buffer("has_text", has.bool())
+        self._step_table: torch.Tensor | None = None
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, d) vectors of all item codes; row 0 (padding) is zeros."""
         ids = self.item_emb.weight[1:]
         items = torch.arange(self.n_items, device=ids.device)
-        text = self.adapter(self.bank(items) - self.text_mean)
+        text = self.adapter(self.text_scale * (self.bank(items) - self.text_mean))
         id_mask = self.warm
         if self.training and self.id_dropout > 0:
             id_mask = id_mask & (torch.rand(id_mask.shape, device=ids.device) >= self.id_dropout)
@@ -79,7 +86,17 @@ class LMSASRecModule(SASRecModule):
         return torch.cat([fused.new_zeros(1, fused.shape[1]), fused])
 
     def item_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.item_table()[codes]
+        table = self._step_table if self._step_table is not None else self.item_table()
+        return table[codes]
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        # one item table per training step, shared by the inputs, the views and the output
+        # weights (the adapter over the whole catalogue is the step's largest product)
+        self._step_table = self.item_table()
+        try:
+            return super().loss(batch)
+        finally:
+            self._step_table = None
 
     def rec_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.loss_kind != "ce" or bool(self.warm.all()):
