@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from _lm_data import make_groups
 
 from fusionrec.models import get_model, load_model
+from fusionrec.models.lightgcn import LightGCNModule
 from fusionrec.models.lm_lightgcn import LMLightGCN
 from fusionrec.testing import check_recommender
 
@@ -103,3 +105,112 @@ def test_negatives_are_warm_and_save_load(groups, tmp_path):
     m.save(tmp_path / "m")
     m2 = load_model(tmp_path / "m")
     np.testing.assert_allclose(m2.score(ds.users.ids), m.score(ds.users.ids), atol=1e-5)
+
+
+def test_text_id_offsets_project_text_on_its_principal_directions():
+    from fusionrec.models.lm_lightgcn import text_id_offsets
+
+    # items 0, 1 read alike, item 2 reads the other way, item 3 has no text
+    text = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [np.nan] * 3])
+    r = np.array([[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])  # user 2 has no training items
+    off = text_id_offsets(text, r, 2, 0.1)
+    assert off.shape == (3 + 4, 2)
+    users, items = off[:3], off[3:]
+    np.testing.assert_allclose(items[0], items[1])
+    # one principal direction separates the two texts (the second carries nothing)
+    np.testing.assert_allclose(items[:3, 1], 0, atol=1e-7)
+    assert items[0, 0] * items[2, 0] < 0 and abs(items[0, 0]) < abs(items[2, 0])
+    assert not items[3].any() and not users[2].any()
+    assert items[:3].std() == pytest.approx(0.1, rel=1e-5)
+    assert users[:2].std() == pytest.approx(0.1, rel=1e-5)
+    # a user's offset points along the mean of their items' offsets
+    assert np.sign(users[0, 0]) == np.sign(items[0, 0]) and np.sign(users[1, 0]) == np.sign(
+        items[2, 0]
+    )
+
+
+def test_user_item_text_is_the_mean_of_the_users_normalised_texts():
+    from fusionrec.models.lm_lightgcn import user_item_text
+
+    text = np.array([[3.0, 0.0], [1.0, 0.0], [0.0, 2.0], [np.nan, 0.0]])
+    users, items = user_item_text(text, np.array([[1, 0, 1, 0], [0, 0, 0, 0]]))
+    # centred on the mean of the items with text, (4/3, 2/3), then unit length
+    c = text[:3] - np.array([4 / 3, 2 / 3])
+    np.testing.assert_allclose(items[:3], c / np.linalg.norm(c, axis=1, keepdims=True), atol=1e-6)
+    assert not items[3].any()
+    np.testing.assert_allclose(users[0], (items[0] + items[2]) / 2, atol=1e-6)
+    assert not users[1].any()
+
+
+def test_text_score_term_adds_beta_times_text_similarity_and_ranks_cold_items(groups, tmp_path):
+    """With no text in layer 0 and no text edges, cold items get no LightGCN signal; the text
+    score term alone puts each user's own group's cold item first."""
+    from fusionrec.models.lm_lightgcn import user_item_text
+
+    ds, cold_s, cold_r = groups
+    params = {"epochs": 30, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    m = LMLightGCN(**params, fusion="none", text_score_weight=2.0).fit(ds, seed=0)
+    assert _own_group_rate(m, ds, cold_s, cold_r) == 1.0
+    base = LMLightGCN(**params, fusion="none").fit(ds, seed=0)
+    ut, it = user_item_text(ds.item_embeddings["text"], m.seen_)
+    np.testing.assert_allclose(
+        m.score(ds.users.ids), base.score(ds.users.ids) + 2.0 * ut @ it.T, atol=1e-4
+    )
+    m.save(tmp_path / "m")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m").score(ds.users.ids), m.score(ds.users.ids), atol=1e-5
+    )
+
+
+def test_text_initialised_ids_start_from_the_text_offsets_and_survive_save_load(groups, tmp_path):
+    from fusionrec.models.lm_lightgcn import text_id_offsets
+
+    ds, _, _ = groups
+    m = LMLightGCN(epochs=2, batch_size=16, fusion="none", id_init="text", device="cpu")
+    m.fit(ds, seed=0)
+    mod = m.module_
+    want = text_id_offsets(ds.item_embeddings["text"], m.seen_, 64, 0.1)
+    np.testing.assert_allclose(mod.id_offset.numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(
+        mod.id_rows().detach().numpy(), mod.embedding.weight.detach().numpy() + want, atol=1e-6
+    )
+    m.save(tmp_path / "m")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m").score(ds.users.ids), m.score(ds.users.ids), atol=1e-5
+    )
+
+
+def test_learned_text_score_weight_is_trained_from_zero_and_used_in_scores(groups, tmp_path):
+    from fusionrec.models.lm_lightgcn import user_item_text
+
+    ds, _, _ = groups
+    m = LMLightGCN(
+        epochs=5, batch_size=16, fusion="none", text_score_learned=True, device="cpu"
+    ).fit(ds, seed=0)
+    beta = m.module_.beta
+    assert isinstance(beta, torch.nn.Parameter) and float(beta.detach()) > 0.01  # moved from 0
+    ut, it = user_item_text(ds.item_embeddings["text"], m.seen_)
+    idx = np.arange(ds.n_users)
+    lightgcn_part = LightGCNModule.score(m.module_, torch.as_tensor(idx), None).numpy()
+    np.testing.assert_allclose(
+        m.score_indices(idx), lightgcn_part + float(beta.detach()) * ut @ it.T, atol=1e-4
+    )
+    m.save(tmp_path / "m")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m").score_indices(idx), m.score_indices(idx), atol=1e-5
+    )
+
+
+def test_plain_negatives_follow_lightgcns_draws_and_may_be_cold(groups):
+    from fusionrec.training.batching import cached_sampler, pair_batches
+
+    ds, cold_s, cold_r = groups
+    m = LMLightGCN(epochs=1, batch_size=16, num_negatives=4, warm_negatives=False, device="cpu")
+    m.fit(ds, seed=0)
+    got = np.concatenate(
+        [b["neg"].numpy().ravel() for b in m.batches(ds, np.random.default_rng(0))]
+    )
+    plain = pair_batches(ds, np.random.default_rng(0), 16, 4, m.device_, cached_sampler(m, ds))
+    np.testing.assert_array_equal(got, np.concatenate([b["neg"].numpy().ravel() for b in plain]))
+    cold = set(ds.items.to_idx(np.array(list(cold_s) + list(cold_r))).tolist())
+    assert set(got.tolist()) & cold
