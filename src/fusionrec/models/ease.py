@@ -7,10 +7,11 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from fusionrec.data.dataset import Dataset
+from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities, ModelConfig, Recommender
 from fusionrec.models.registry import register
 
-__all__ = ["EASE", "EASEConfig"]
+__all__ = ["EASE", "EASEConfig", "ease_weights", "interaction_gram"]
 
 
 class EASEConfig(ModelConfig):
@@ -18,6 +19,27 @@ class EASEConfig(ModelConfig):
     """L2 regularisation λ added to the Gram matrix diagonal."""
     max_items: int = Field(60_000, ge=1)
     """Refuse to fit above this many items (the dense n_items² solve would not fit in memory)."""
+
+
+def interaction_gram(dataset: Dataset, max_items: int, model: str) -> np.ndarray:
+    """Dense XᵀX (float64) of the training interactions; refuses above ``max_items`` items."""
+    n = dataset.n_items
+    if n > max_items:
+        raise ConfigError(
+            f"{model} needs a dense {n}x{n} matrix; raise max_items if you have the memory"
+        )
+    x = dataset.matrix("csr").astype(np.float64)
+    return np.asarray((x.T @ x).todense())
+
+
+def ease_weights(gram: np.ndarray, reg_weight: float) -> np.ndarray:
+    """EASE's closed form on a Gram matrix (changed in place): B = I - P·diag(1/diag(P)) with
+    P = (G + λI)⁻¹ and a zero diagonal (float64)."""
+    gram[np.diag_indices(gram.shape[0])] += reg_weight
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)[None, :]
+    b[np.diag_indices(gram.shape[0])] = 0.0
+    return b
 
 
 @register("ease")
@@ -28,16 +50,8 @@ class EASE(Recommender):
     capabilities = Capabilities(cold_start_users=True)
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        n = dataset.n_items
-        if n > self.config.max_items:
-            raise ValueError(f"EASE needs a dense {n}x{n} matrix; raise max_items if you have the memory")
-        x = dataset.matrix("csr").astype(np.float64)
-        g = np.asarray((x.T @ x).todense())
-        g[np.diag_indices(n)] += self.config.reg_weight
-        p = np.linalg.inv(g)
-        b = -p / np.diag(p)[None, :]
-        b[np.diag_indices(n)] = 0.0
-        self.B_ = b.astype(np.float32)
+        g = interaction_gram(dataset, self.config.max_items, "EASE")
+        self.B_ = ease_weights(g, self.config.reg_weight).astype(np.float32)
 
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         x = self.seen_[np.asarray(user_idx, dtype=np.int64)]
@@ -59,8 +73,18 @@ class EASE(Recommender):
 
 
 def _history_matrix(histories, n_items: int) -> sp.csr_matrix:
-    rows = np.concatenate([np.full(len(h), r) for r, h in enumerate(histories)]) if histories else np.zeros(0, int)
-    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0, int)
-    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(histories), n_items))
+    rows = (
+        np.concatenate([np.full(len(h), r) for r, h in enumerate(histories)])
+        if histories
+        else np.zeros(0, int)
+    )
+    cols = (
+        np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        if histories
+        else np.zeros(0, int)
+    )
+    m = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(histories), n_items)
+    )
     m.data[:] = 1.0
     return m

@@ -31,8 +31,8 @@ from pydantic import Field
 from fusionrec.data.dataset import Dataset
 from fusionrec.encoders.text import DEFAULT_TEXT_MODEL
 from fusionrec.errors import ConfigError
-from fusionrec.models.base import Capabilities, ModelConfig, Recommender
-from fusionrec.models.ease import _history_matrix
+from fusionrec.models.base import Capabilities, ModelConfig
+from fusionrec.models.ease import EASE, ease_weights, interaction_gram
 from fusionrec.models.registry import register
 
 __all__ = ["LMEASE", "LMEASEConfig", "text_features", "COLD_WEIGHT_GRID"]
@@ -85,7 +85,7 @@ def text_features(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register("lm_ease")
-class LMEASE(Recommender):
+class LMEASE(EASE):
     """EASE with item text embeddings as side information (closed form); cold items via text."""
 
     Config = LMEASEConfig
@@ -102,22 +102,13 @@ class LMEASE(Recommender):
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         c = self.config
-        n = dataset.n_items
-        if n > c.max_items:
-            raise ConfigError(
-                f"lm_ease needs a dense {n}x{n} matrix; raise max_items if you have the memory"
-            )
-        x = dataset.matrix("csr").astype(np.float64)
-        g = np.asarray((x.T @ x).todense())
+        g = interaction_gram(dataset, c.max_items, "lm_ease")
         pop = g.diagonal().copy()
         f, has_text = text_features(self._text_matrix(dataset))
         if c.text_weight > 0 and has_text.any():
             alpha = c.text_weight * max(float(pop.mean()), 1e-12)
             g += alpha * (f @ f.T)
-        g[np.diag_indices(n)] += c.reg_weight
-        p = np.linalg.inv(g)
-        b = -p / np.diag(p)[None, :]
-        b[np.diag_indices(n)] = 0.0
+        b = ease_weights(g, c.reg_weight)
         warm = pop > 0
         cold = np.flatnonzero(~warm & has_text)
         donors = np.flatnonzero(warm & has_text)
@@ -158,21 +149,9 @@ class LMEASE(Recommender):
         np.put_along_axis(w, top, z / z.sum(1, keepdims=True), axis=1)
         return w
 
-    def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
-        x = self.seen_[np.asarray(user_idx, dtype=np.int64)]
-        b = self.B_ if item_idx is None else self.B_[:, np.asarray(item_idx)]
-        return np.asarray(x @ b, dtype=np.float32)
-
-    def score_histories(self, histories) -> np.ndarray:
-        x = _history_matrix(histories, self.B_.shape[0])
-        return np.asarray(x @ self.B_, dtype=np.float32)
-
-    def item_vectors(self) -> np.ndarray:
-        return self.B_.T
-
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {"B": self.B_, "cold_weight": np.array([self.cold_weight_], np.float64)}
+        return {**super()._get_state(), "cold_weight": np.array([self.cold_weight_], np.float64)}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.B_ = state["B"]
+        super()._set_state(state)
         self.cold_weight_ = float(state["cold_weight"][0])
