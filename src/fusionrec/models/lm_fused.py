@@ -80,6 +80,21 @@ class TextModelMixin:
 
     config: LMTextConfig
 
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        self._epochs_seen = 0
+        try:
+            super()._fit(dataset, valid, seed)  # type: ignore[misc]
+        finally:
+            self.text_init_ = None  # the raw text matrix is only needed to build the module
+
+    def _start_epoch_text(self) -> None:
+        """Call first in ``batches``: from the second epoch on, re-encode the item texts when
+        the encoder is being fine-tuned (its weights moved during the last epoch)."""
+        bank = getattr(self.module_, "bank", None)  # type: ignore[attr-defined]
+        if bank is not None and bank.finetuning and getattr(self, "_epochs_seen", 0) > 0:
+            bank.refresh(self.config.encode_batch_size)
+        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+
     def _prepare_text(self, dataset: Dataset) -> None:
         from fusionrec.encoders.templates import render_item_texts
         from fusionrec.encoders.text import encode_items
@@ -288,10 +303,7 @@ class LMMF(TextModelMixin, TorchRecommender):
         return 0.1
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
-        m = self.module_
-        if m.bank is not None and m.bank.finetuning and getattr(self, "_epochs_seen", 0) > 0:
-            m.bank.refresh(self.config.encode_batch_size)
-        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+        self._start_epoch_text()
         n = dataset.n_interactions
         order = rng.permutation(n)
         users, pos = dataset.user_idx[order], dataset.item_idx[order]
@@ -338,10 +350,8 @@ class LMMF(TextModelMixin, TorchRecommender):
             return self.module_.eval().all_items().cpu().numpy()
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        self._epochs_seen = 0
         super()._fit(dataset, valid, seed)
         self.sampler_ = None
-        self.text_init_ = None
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         out = {"warm": np.asarray(self.warm_, dtype=np.int8)}

@@ -369,10 +369,7 @@ class LMLightGCN(TextModelMixin, LightGCN):
         )
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
-        m = self.module_
-        if m.bank.finetuning and getattr(self, "_epochs_seen", 0) > 0:
-            m.bank.refresh(self.config.encode_batch_size)
-        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+        self._start_epoch_text()
         sampler = cached_sampler(self, dataset)
         out = pair_batches(
             dataset, rng, self.config.batch_size, self.config.num_negatives, self.device_, sampler
@@ -380,13 +377,6 @@ class LMLightGCN(TextModelMixin, LightGCN):
         if self.warm_.all() or not self.config.warm_negatives:
             return out
         return warm_negatives(out, np.flatnonzero(self.warm_), sampler, rng)
-
-    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        self._epochs_seen = 0
-        try:
-            super()._fit(dataset, valid, seed)
-        finally:
-            self.text_init_ = None
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {

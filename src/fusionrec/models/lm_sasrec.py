@@ -137,18 +137,8 @@ class LMSASRec(TextModelMixin, SASRec):
         return LMSASRecModule(self.n_items, self.config, self._text_bank(), warm, stats)
 
     def batches(self, dataset: Dataset, rng: np.random.Generator):
-        bank = self.module_.bank
-        if bank.finetuning and getattr(self, "_epochs_seen", 0) > 0:
-            bank.refresh(self.config.encode_batch_size)
-        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+        self._start_epoch_text()
         return super().batches(dataset, rng)
-
-    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        self._epochs_seen = 0
-        try:
-            super()._fit(dataset, valid, seed)
-        finally:
-            self.text_init_ = None
 
     def _extra_state(self) -> dict[str, np.ndarray]:
         return {

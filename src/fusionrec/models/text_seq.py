@@ -173,9 +173,7 @@ class TextSeq(TextModelMixin, TorchRecommender):
         return 0.02
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
-        if getattr(self, "_epochs_seen", 0) > 0 and self.module_.bank.finetuning:
-            self.module_.bank.refresh(self.config.encode_batch_size)
-        self._epochs_seen = getattr(self, "_epochs_seen", 0) + 1
+        self._start_epoch_text()
         if getattr(self, "_win", None) is None:
             self._win = self._windows()
         x, y = self._win
@@ -189,14 +187,13 @@ class TextSeq(TextModelMixin, TorchRecommender):
             }
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        self._epochs_seen, self._win = 0, None
+        self._win = None
         try:
             super()._fit(dataset, valid, seed)
             if self.config.history_includes_valid and valid is not None and valid.n_interactions:
                 self._set_histories(_merged_sequences([dataset, valid], self.n_users))
         finally:
             self._win = None
-            self.text_init_ = None
 
     def _history_tensor(self, histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, np.ndarray]:
         L = self.config.max_len
