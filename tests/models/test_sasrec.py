@@ -75,22 +75,26 @@ def _cycle(n_items=12, n_users=40, length=9, seed=0) -> Dataset:
     return Dataset.from_frames(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
 
 
+# settings that learn the synthetic cycle '(i -> i+1 mod n)' in a few seconds
+CYCLE_SETTINGS = dict(
+    hidden_size=32,
+    n_heads=2,
+    n_layers=1,
+    inner_size=64,
+    max_len=10,
+    dropout=0.1,
+    attn_dropout=0.1,
+    epochs=40,
+    batch_size=16,
+    lr=1e-2,
+    device="cpu",
+)
+
+
 def test_next_item_pattern():
     """Item i is always followed by i+1 (mod n): the next item must be ranked first."""
     ds = _cycle()
-    m = SASRec(
-        hidden_size=32,
-        n_heads=2,
-        n_layers=1,
-        inner_size=64,
-        max_len=10,
-        dropout=0.1,
-        attn_dropout=0.1,
-        epochs=40,
-        batch_size=16,
-        lr=1e-2,
-        device="cpu",
-    ).fit(ds, seed=0)
+    m = SASRec(**CYCLE_SETTINGS).fit(ds, seed=0)
     last = np.array([s[-1] for s in ds.sequences()])
     top = m.score_indices(np.arange(ds.n_users)).argmax(1)
     names = ds.items.ids
@@ -222,17 +226,7 @@ def test_next_item_pattern_with_augmentation_and_cl():
     """SASRec + augmentation + CL still learns 'item i is followed by i+1'."""
     ds = _cycle()
     m = SASRec(
-        hidden_size=32,
-        n_heads=2,
-        n_layers=1,
-        inner_size=64,
-        max_len=10,
-        dropout=0.1,
-        attn_dropout=0.1,
-        epochs=40,
-        batch_size=16,
-        lr=1e-2,
-        device="cpu",
+        **CYCLE_SETTINGS,
         augment=[{"kind": "crop", "rate": 0.6}, {"kind": "mask", "rate": 0.3}],
         cl_weight=0.1,
         cl_temperature=0.5,
