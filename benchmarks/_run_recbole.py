@@ -34,7 +34,7 @@ def _emit(result: dict) -> None:
     print(MARKER + json.dumps(result, sort_keys=True), flush=True)
 
 
-def config_dict(model: str, protocol: str, workdir: str) -> dict:
+def config_dict(model: str, protocol: str, workdir: str, epochs: int | None = None) -> dict:
     """The RecBole settings of the comparison protocol (explicit, so a default change shows)."""
     import recbole
 
@@ -57,21 +57,60 @@ def config_dict(model: str, protocol: str, workdir: str) -> dict:
         "save_dataloaders": False,
         "log_wandb": False,
     }
+    if epochs is not None:  # a cap for slow models (RecBole's default is 300 with early stopping)
+        cfg["epochs"] = int(epochs)
     if model == "SASRec":  # its default CE loss scores all items: no negative sampling
         cfg["train_neg_sample_args"] = None
     return cfg
 
 
-def run(model_name: str, protocol: str, workdir: str) -> dict:
+def _dgl_compat() -> None:
+    """Let RecBole 1.2.1's KGAT run on dgl 1.1.3 (the newest dgl wheel for Python 3.11 that
+    imports beside torch 2.13; dgl 2.x needs a graphbolt library built for each torch version).
+
+    KGAT builds its attention matrix with two dgl 0.x calls that dgl 1.x renamed:
+    ``dgl.edge_subgraph(g, e, preserve_nodes=True)`` is ``relabel_nodes=False`` now, and
+    ``g.adjacency_matrix(transpose=False, scipy_fmt="coo")`` is ``g.adj_external(...)``
+    (same orientation: rows are source nodes). Only those two names are mapped; the model's
+    arithmetic is RecBole's own.
+    """
+    import dgl
+
+    if getattr(dgl, "_fusionrec_compat", False):
+        return
+    edge_subgraph = dgl.edge_subgraph
+
+    def _edge_subgraph(graph, edges, *args, preserve_nodes=None, **kwargs):
+        if preserve_nodes is not None:
+            kwargs.setdefault("relabel_nodes", not preserve_nodes)
+        return edge_subgraph(graph, edges, *args, **kwargs)
+
+    adjacency_matrix = dgl.DGLGraph.adjacency_matrix
+
+    def _adjacency_matrix(self, *args, **kwargs):
+        if "scipy_fmt" in kwargs or "transpose" in kwargs:
+            return self.adj_external(*args, **kwargs)
+        return adjacency_matrix(self, *args, **kwargs)
+
+    dgl.edge_subgraph = _edge_subgraph
+    dgl.DGLGraph.adjacency_matrix = _adjacency_matrix
+    dgl._fusionrec_compat = True
+
+
+def run(model_name: str, protocol: str, workdir: str, epochs: int | None = None) -> dict:
     """RecBole's quick_start, unrolled and timed."""
     t_start = time.perf_counter()
+    if model_name == "KGAT":
+        _dgl_compat()
     import recbole
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
     config = Config(
-        model=model_name, dataset="ml-100k", config_dict=config_dict(model_name, protocol, workdir)
+        model=model_name,
+        dataset="ml-100k",
+        config_dict=config_dict(model_name, protocol, workdir, epochs),
     )
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
@@ -81,6 +120,18 @@ def run(model_name: str, protocol: str, workdir: str) -> dict:
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     t_load = time.perf_counter() - t_start
+
+    # record the validation curve (score and wall second of each validation pass), so a capped
+    # run shows whether it was still improving when it stopped
+    curve: list[list[float]] = []
+    valid_epoch = trainer._valid_epoch
+
+    def _recorded_valid_epoch(*args, **kwargs):
+        score, result = valid_epoch(*args, **kwargs)
+        curve.append([round(float(score), 6), round(time.perf_counter() - t0, 1)])
+        return score, result
+
+    trainer._valid_epoch = _recorded_valid_epoch
 
     t0, c0 = time.perf_counter(), time.process_time()
     best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
@@ -102,9 +153,10 @@ def run(model_name: str, protocol: str, workdir: str) -> dict:
         "n_users": int(dataset.user_num - 1),  # RecBole counts a padding id 0
         "n_items": int(dataset.item_num - 1),
         "n_interactions": int(dataset.inter_num),
-        "n_train": int(len(train_data.dataset)),
+        "n_train": int(len(getattr(train_data, "dataset", None) or train_data._dataset)),
         "best_valid_mrr@10": round(float(best_valid_score), 6),
         "epochs_run": len(getattr(trainer, "train_loss_dict", {}) or {}),
+        "valid_curve_mrr@10": curve,
         "load_s": round(t_load, 3),
         "fit_s": round(fit_s, 3),
         "fit_cpu_s": round(fit_cpu_s, 3),
@@ -124,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="RecBole model class name, e.g. EASE")
     p.add_argument("--protocol", choices=("rs", "loo"), default="rs")
     p.add_argument("--workdir", default=".bench/recbole_work", help="checkpoints and logs go here")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="cap RecBole's epochs (default: its own)"
+    )
     a = p.parse_args(argv)
     workdir = os.path.abspath(a.workdir)
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)  # RecBole writes ./log and ./log_tensorboard relative to the cwd
     try:
-        result = run(a.model, a.protocol, workdir)
+        result = run(a.model, a.protocol, workdir, a.epochs)
     except Exception as e:  # report, do not crash the whole benchmark
         traceback.print_exc()
         _emit({"model": a.model, "status": "error", "reason": f"{type(e).__name__}: {e}"})

@@ -65,6 +65,7 @@ RECBOLE_PINS = (
     "pandas<3",
     "scipy<1.13",
     "setuptools<81",
+    "dgl==1.1.3",  # KGAT only; see _run_recbole._dgl_compat
 )
 
 
@@ -112,9 +113,10 @@ MODELS: tuple[ModelRow, ...] = (
     ModelRow(
         "kgat",
         "kgat",
-        None,
+        "KGAT",
         kg_only=True,
-        note="RecBole's KGAT needs dgl, which has no wheel for torch 2.13",
+        note="items without a KG link dropped on both sides; RecBole's KGAT runs on dgl 1.1.3 "
+        "with two renamed dgl calls mapped (_run_recbole._dgl_compat)",
     ),
 )
 DEFAULT_MODELS = ("pop", "itemknn", "ease", "bpr")
@@ -280,9 +282,10 @@ def ensure_recbole_venv(venv: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- result store
-def store_key(row: ModelRow) -> str:
-    """Key of a stored RecBole result: model, protocol, RecBole version."""
-    return f"{row.recbole}|{row.protocol}{'|kg-only' if row.kg_only else ''}|recbole=={RECBOLE_VERSION}"
+def store_key(row: ModelRow, epochs: int | None = None) -> str:
+    """Key of a stored RecBole result: model, protocol, epoch cap (if any), RecBole version."""
+    cap = f"|epochs={epochs}" if epochs else ""
+    return f"{row.recbole}|{row.protocol}{'|kg-only' if row.kg_only else ''}{cap}|recbole=={RECBOLE_VERSION}"
 
 
 def load_store(path: Path = RESULTS_STORE) -> dict:
@@ -324,7 +327,9 @@ def run_fusionrec(row: ModelRow, timer: str, timeout: float) -> dict:
     )
 
 
-def run_recbole(row: ModelRow, py: Path, timer: str, timeout: float) -> dict:
+def run_recbole(
+    row: ModelRow, py: Path, timer: str, timeout: float, epochs: int | None = None
+) -> dict:
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
     }
@@ -341,7 +346,12 @@ def run_recbole(row: ModelRow, py: Path, timer: str, timeout: float) -> dict:
         "--workdir",
         str(BENCH_DIR / "recbole_work"),
     ]
-    print(f"[recbole]   {row.recbole} ...", flush=True)
+    if epochs:
+        cmd += ["--epochs", str(epochs)]
+    print(
+        f"[recbole]   {row.recbole}{f' (capped at {epochs} epochs)' if epochs else ''} ...",
+        flush=True,
+    )
     res = run_measured(cmd, env=env, timer=timer, timeout=timeout, log_name=f"recbole-{row.key}")
     res["measured_at"] = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     return res
@@ -421,10 +431,25 @@ def format_table(entries: list[dict]) -> str:
                     f"  {e['model']} ({side}): {res['epochs_run']} epochs{extra}"
                     + ("" if cpu is None else f"; fit CPU {cpu:.1f} s")
                 )
+            curve = res.get("valid_curve_mrr@10") if res.get("status") == "ok" else None
+            if curve:
+                scores = [c[0] for c in curve]
+                best = max(range(len(scores)), key=scores.__getitem__)
+                every = max(len(scores) // 6, 1)
+                pts = ", ".join(f"e{i + 1} {scores[i]:.4f}" for i in range(0, len(scores), every))
+                notes.append(
+                    f"  {e['model']} ({side}): valid MRR@10 by epoch: {pts}, last e{len(scores)} "
+                    f"{scores[-1]:.4f}; best e{best + 1} {scores[best]:.4f}"
+                )
             if res.get("reused"):
                 notes.append(
                     f"  {e['model']} ({side}): reused from {RESULTS_STORE.relative_to(ROOT)} (measured {res.get('measured_at')}, load before {res.get('load_before')} after {res.get('load_after')})"
                 )
+        fr_cpu, rb_cpu = e["fusionrec"].get("fit_cpu_s"), e["recbole"].get("fit_cpu_s")
+        if fr_cpu and rb_cpu:
+            notes.append(
+                f"  {e['model']}: fit CPU-second ratio RecBole/fusionrec {rb_cpu / fr_cpu:.2f}"
+            )
         if e.get("note"):
             notes.append(f"  {e['model']}: {e['note']}")
     if notes:
@@ -483,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds allowed per model run (default 1800)"
     )
+    p.add_argument(
+        "--recbole-epochs",
+        type=int,
+        default=None,
+        help="cap RecBole's epochs (e.g. for SASRec, ~190 s/epoch here); stored under its own key",
+    )
     p.add_argument("--list", action="store_true", help="print the model table and exit")
     a = p.parse_args(argv)
 
@@ -514,15 +545,18 @@ def main(argv: list[str] | None = None) -> int:
                 rb: dict = {"status": "no counterpart"}
             elif a.skip_recbole:
                 rb = {"status": "skipped"}
-            elif a.reuse_recbole and store.get(store_key(row), {}).get("status") == "ok":
-                rb = dict(store[store_key(row)], reused=True)
+            elif (
+                a.reuse_recbole
+                and store.get(store_key(row, a.recbole_epochs), {}).get("status") == "ok"
+            ):
+                rb = dict(store[store_key(row, a.recbole_epochs)], reused=True)
             else:
                 if py is None:
                     py = ensure_recbole_venv(Path(a.recbole_venv).resolve())
-                rb = run_recbole(row, py, timer, a.timeout)
+                rb = run_recbole(row, py, timer, a.timeout, a.recbole_epochs)
                 if rb.get("status") == "ok":
-                    store[store_key(row)] = rb
-                    save_store_entry(store_key(row), rb)
+                    store[store_key(row, a.recbole_epochs)] = rb
+                    save_store_entry(store_key(row, a.recbole_epochs), rb)
             entries.append(
                 {
                     **asdict(row),

@@ -11,8 +11,9 @@ masked (and valid items at test); early stopping on validation. Our variants com
 mm_mf/cke: up to 200 epochs, patience 10) unless ``--epochs``/``--patience``/``--lr`` are given; RecBole runs in its own virtualenv (numpy<2) through
 ``benchmarks/_run_recbole.py``'s config, with the epoch budget given here, in a child process
 that runs while our variants train. RecBole's KGAT needs dgl (``KGAT.__init__`` builds a dgl
-graph): PyPI's newest dgl (2.1.0) ships native libraries for torch 2.0-2.2 only, so ``import dgl``
-fails under torch 2.13 and the row is reported as not run with that error. Prints one table; writes
+graph): it runs on dgl 1.1.3 (dgl 2.x ships native libraries for torch 2.0-2.3 only) with two
+renamed dgl calls mapped back (``_run_recbole._dgl_compat``); without dgl the row is reported
+as not run with the import error. Prints one table; writes
 ablation.md / ablation.json / ablation.png to ``--output``.
 """
 
@@ -39,23 +40,16 @@ def _recbole_child(model: str, epochs: int, workdir: str) -> int:
 
     base = rr.config_dict
 
-    def cfg(m: str, protocol: str, wd: str) -> dict:
-        c = base(m, protocol, wd)
-        c["epochs"] = epochs
+    def cfg(m: str, protocol: str, wd: str, ep: int | None = None) -> dict:
+        c = base(m, protocol, wd, ep)
         c["valid_metric"] = "NDCG@10"
         return c
 
     rr.config_dict = cfg
-    from recbole.data.dataloader.knowledge_dataloader import KnowledgeBasedDataLoader
-
-    if not hasattr(KnowledgeBasedDataLoader, "dataset"):  # _run_recbole reads train_data.dataset
-        KnowledgeBasedDataLoader.dataset = property(lambda self: self._dataset)
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
     try:
-        if model == "KGAT":
-            import dgl  # noqa: F401  (RecBole's KGAT imports it lazily; fail early and clearly)
-        out = rr.run(model, "rs", workdir)
+        out = rr.run(model, "rs", workdir, epochs)
     except Exception as e:  # noqa: BLE001
         print(
             MARKER
