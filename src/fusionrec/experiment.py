@@ -74,6 +74,20 @@ def _evaluator(ev: EvalConfig, keep_topk: bool = False) -> Evaluator:
     return Evaluator(metrics=ev.metrics, ks=ev.ks, batch_size=ev.batch_size, keep_topk=keep_topk)
 
 
+def training_data(sp: Split, augment: AugmentConfig | None, seed: int) -> Any:
+    """What a model is fitted on: ``sp.train``, or an augmented copy of it when ``augment`` is
+    set (``data.augment``). Evaluation always masks the real ``sp.train``."""
+    if augment is None:
+        return sp.train
+    from fusionrec.strategies.augmentation import augment_interactions
+
+    train = augment_interactions(sp.train, augment, np.random.default_rng(seed))
+    log.info(
+        "augmented training data: %d -> %d interactions", sp.train.n_interactions, train.n_interactions
+    )
+    return train
+
+
 def fit_and_evaluate(
     name: str,
     params: dict[str, Any],
@@ -108,14 +122,7 @@ def fit_and_evaluate(
         )
         raise ConfigError(f"cannot resume model {name!r}: it {why}")
     t0 = time.perf_counter()
-    train = sp.train
-    if augment is not None:  # the model trains on augmented data; evaluation masks the real train
-        from fusionrec.strategies.augmentation import augment_interactions
-
-        train = augment_interactions(sp.train, augment, np.random.default_rng(seed))
-        log.info(
-            "augmented training data: %d -> %d interactions", sp.train.n_interactions, train.n_interactions
-        )
+    train = training_data(sp, augment, seed)
     model.fit(train, sp.valid, seed=seed, **fit_options)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()

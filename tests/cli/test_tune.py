@@ -147,3 +147,40 @@ def test_cli_tune_without_tune_section(tmp_path: Path, capsys):
     rc = main(["tune", "--config", str(cfg_path), "--trials", "1", "--output", str(tmp_path / "o")])
     assert rc == 1
     assert "no 'tune:' section" in capsys.readouterr().err
+
+
+def test_trials_train_on_augmented_data_and_validate_on_the_real_split(monkeypatch):
+    """``data.augment`` applies in tuning as in ``fusionrec train``: each trial's model is fitted
+    on the augmented training split (the same augmentation as fit_and_evaluate's, same seed)."""
+    from fusionrec.config.experiment import config_from_dict
+    from fusionrec.experiment import prepare_data
+    from fusionrec.models.pop import Pop
+    from fusionrec.strategies.augmentation import augment_interactions
+    from fusionrec.training.tuning import default_objective
+
+    ds = _groups()
+    base = {
+        "data": {
+            "name": "groups",
+            "protocol": "rs",
+            "ratios": [0.8, 0.1, 0.1],
+            "augment": {"edge_substitute": 0.5, "substitute_mode": "add"},
+        },
+        "model": {"name": "pop"},
+        "seed": 3,
+    }
+    seen: list[int] = []
+    fit = Pop.fit
+
+    def spy(self, train, valid=None, **kw):
+        seen.append(train.n_interactions)
+        return fit(self, train, valid, **kw)
+
+    monkeypatch.setattr(Pop, "fit", spy)
+    value = default_objective("ndcg@5", dataset=ds)(base, lambda e, v: None)
+    cfg = config_from_dict(base, source="test")
+    sp = prepare_data(cfg.data, cfg.seed, ds)[1]
+    expect = augment_interactions(sp.train, cfg.data.augment, np.random.default_rng(3))
+    assert expect.n_interactions > sp.train.n_interactions
+    assert seen == [expect.n_interactions]
+    assert 0.0 <= value <= 1.0

@@ -74,11 +74,14 @@ class _DataCache:
         self._splits: dict[str, Any] = {}
 
     def split(self, cfg):
-        from fusionrec.experiment import prepare_data
+        """(split, training data): the training data is ``split.train`` augmented as
+        ``data.augment`` says (the same for every trial of one data/seed section)."""
+        from fusionrec.experiment import prepare_data, training_data
 
         key = json.dumps([cfg.data.model_dump(mode="json"), cfg.seed], sort_keys=True)
         if key not in self._splits:
-            self._splits[key] = prepare_data(cfg.data, cfg.seed, self.dataset)[1]
+            sp = prepare_data(cfg.data, cfg.seed, self.dataset)[1]
+            self._splits[key] = (sp, training_data(sp, cfg.data.augment, cfg.seed))
         return self._splits[key]
 
 
@@ -99,7 +102,7 @@ def default_objective(metric: str = "ndcg@10", dataset=None) -> Objective:
         from fusionrec.models.torch_base import TorchRecommender
 
         cfg = config_from_dict(config, source="trial config")
-        sp = cache.split(cfg)
+        sp, train = cache.split(cfg)
         cls = get_model(cfg.model.name)
         params = cfg.model_params()
         if issubclass(cls, TorchRecommender) and "early_stop_metric" not in params:
@@ -112,9 +115,9 @@ def default_objective(metric: str = "ndcg@10", dataset=None) -> Objective:
                 if key in rec:
                     report(epoch, float(rec[key]))
 
-            model.fit(sp.train, sp.valid, seed=cfg.seed, callbacks=[cb])
+            model.fit(train, sp.valid, seed=cfg.seed, callbacks=[cb])
         else:
-            model.fit(sp.train, sp.valid, seed=cfg.seed)
+            model.fit(train, sp.valid, seed=cfg.seed)
         res = Evaluator(metrics=(m_name,), ks=(k,)).evaluate_split(model, sp, stage="valid")
         return float(res.metrics[metric])
 
