@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -97,12 +98,14 @@ def _dgl_compat() -> None:
     dgl._fusionrec_compat = True
 
 
-def run(model_name: str, protocol: str, workdir: str, epochs: int | None = None) -> dict:
-    """RecBole's quick_start, unrolled and timed."""
-    t_start = time.perf_counter()
+class _TimeUp(Exception):
+    """Raised at the start of an epoch once ``--time-limit`` seconds of fitting have passed."""
+
+
+def _build(model_name: str, protocol: str, workdir: str, epochs: int | None):
+    """(config, dataset, train/valid/test loaders, trainer), as RecBole's quick_start makes them."""
     if model_name == "KGAT":
         _dgl_compat()
-    import recbole
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
@@ -119,22 +122,66 @@ def run(model_name: str, protocol: str, workdir: str, epochs: int | None = None)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return config, dataset, (train_data, valid_data, test_data), trainer
+
+
+def _record(model_name, protocol, config, dataset, train_data) -> dict:
+    import recbole
+
+    return {
+        "model": model_name,
+        "status": "ok",
+        "protocol": protocol,
+        "recbole_version": recbole.__version__,
+        "n_users": int(dataset.user_num - 1),  # RecBole counts a padding id 0
+        "n_items": int(dataset.item_num - 1),
+        "n_interactions": int(dataset.inter_num),
+        "n_train": int(len(getattr(train_data, "dataset", None) or train_data._dataset)),
+        "config": {
+            k: config[k]
+            for k in ("epochs", "train_batch_size", "learning_rate", "stopping_step", "eval_step")
+        },
+    }
+
+
+def run(
+    model_name: str,
+    protocol: str,
+    workdir: str,
+    epochs: int | None = None,
+    time_limit: float | None = None,
+) -> dict:
+    """RecBole's quick_start, unrolled and timed. ``time_limit``: no new epoch starts after that
+    many seconds of fitting; the best-validation checkpoint so far is evaluated on test."""
+    t_start = time.perf_counter()
+    config, dataset, (train_data, valid_data, test_data), trainer = _build(
+        model_name, protocol, workdir, epochs
+    )
     t_load = time.perf_counter() - t_start
 
     # record the validation curve (score and wall second of each validation pass), so a capped
     # run shows whether it was still improving when it stopped
     curve: list[list[float]] = []
-    valid_epoch = trainer._valid_epoch
+    valid_epoch, train_epoch = trainer._valid_epoch, trainer._train_epoch
 
     def _recorded_valid_epoch(*args, **kwargs):
         score, result = valid_epoch(*args, **kwargs)
         curve.append([round(float(score), 6), round(time.perf_counter() - t0, 1)])
         return score, result
 
-    trainer._valid_epoch = _recorded_valid_epoch
+    def _timed_train_epoch(*args, **kwargs):
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            raise _TimeUp
+        return train_epoch(*args, **kwargs)
+
+    trainer._valid_epoch, trainer._train_epoch = _recorded_valid_epoch, _timed_train_epoch
 
     t0, c0 = time.perf_counter(), time.process_time()
-    best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    stopped = False
+    try:
+        trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    except _TimeUp:
+        stopped = True
     fit_s = time.perf_counter() - t0
     fit_cpu_s = time.process_time() - c0  # all threads of this process
 
@@ -145,28 +192,77 @@ def run(model_name: str, protocol: str, workdir: str, epochs: int | None = None)
     if saved_file and os.path.exists(saved_file):  # checkpoints are scratch; do not pile them up
         os.remove(saved_file)
 
-    out = {
-        "model": model_name,
-        "status": "ok",
-        "protocol": protocol,
-        "recbole_version": recbole.__version__,
-        "n_users": int(dataset.user_num - 1),  # RecBole counts a padding id 0
-        "n_items": int(dataset.item_num - 1),
-        "n_interactions": int(dataset.inter_num),
-        "n_train": int(len(getattr(train_data, "dataset", None) or train_data._dataset)),
-        "best_valid_mrr@10": round(float(best_valid_score), 6),
-        "epochs_run": len(getattr(trainer, "train_loss_dict", {}) or {}),
-        "valid_curve_mrr@10": curve,
-        "load_s": round(t_load, 3),
-        "fit_s": round(fit_s, 3),
-        "fit_cpu_s": round(fit_cpu_s, 3),
-        "eval_s": round(eval_s, 3),
-        "total_s": round(time.perf_counter() - t_start, 3),
-        "config": {
-            k: config[k]
-            for k in ("epochs", "train_batch_size", "learning_rate", "stopping_step", "eval_step")
-        },
-    }
+    out = _record(model_name, protocol, config, dataset, train_data)
+    out.update(
+        {
+            "best_valid_mrr@10": round(float(trainer.best_valid_score), 6),
+            "epochs_run": len(curve) or len(getattr(trainer, "train_loss_dict", {}) or {}),
+            "stopped_by_time_limit": stopped,
+            "valid_curve_mrr@10": curve,
+            "load_s": round(t_load, 3),
+            "fit_s": round(fit_s, 3),
+            "fit_cpu_s": round(fit_cpu_s, 3),
+            "eval_s": round(eval_s, 3),
+            "total_s": round(time.perf_counter() - t_start, 3),
+        }
+    )
+    out.update({m: round(float(test_result[m]), 6) for m in METRICS})
+    return out
+
+
+_EPOCH_LINE = re.compile(
+    r"epoch (\d+) (training|evaluating) \[time: ([\d.]+)s.*?(?:valid_score: ([\d.]+))?\]"
+)
+
+
+def from_checkpoint(
+    model_name: str,
+    protocol: str,
+    workdir: str,
+    epochs: int | None,
+    checkpoint: str,
+    log_file: str,
+    fit_cpu_s: float | None = None,
+) -> dict:
+    """Test metrics of a run that was stopped from outside (e.g. killed at a time cap): rebuild
+    the same data and model, load its best-validation checkpoint, evaluate on test. Fit seconds
+    and the validation curve are read from the run's RecBole log (sum of its per-epoch training
+    and validation times, i.e. the completed epochs only)."""
+    import torch
+
+    config, dataset, (train_data, _, test_data), trainer = _build(
+        model_name, protocol, workdir, epochs
+    )
+    t0 = time.perf_counter()
+    test_result = trainer.evaluate(
+        test_data, load_best_model=True, model_file=checkpoint, show_progress=False
+    )
+    eval_s = time.perf_counter() - t0
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    fit_s, curve, elapsed = 0.0, [], 0.0
+    with open(log_file, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = _EPOCH_LINE.search(line)
+            if not m:
+                continue
+            fit_s += float(m.group(3))
+            elapsed += float(m.group(3))
+            if m.group(2) == "evaluating" and m.group(4) is not None:
+                curve.append([float(m.group(4)), round(elapsed, 1)])
+    out = _record(model_name, protocol, config, dataset, train_data)
+    out.update(
+        {
+            "best_valid_mrr@10": round(float(ckpt["best_valid_score"]), 6),
+            "best_epoch": int(ckpt["epoch"]) + 1,
+            "epochs_run": len(curve),
+            "stopped_by_time_limit": True,
+            "stopped_how": "killed after its last completed epoch; best checkpoint evaluated",
+            "valid_curve_mrr@10": curve,
+            "fit_s": round(fit_s, 3),
+            "fit_cpu_s": fit_cpu_s,
+            "eval_s": round(eval_s, 3),
+        }
+    )
     out.update({m: round(float(test_result[m]), 6) for m in METRICS})
     return out
 
@@ -179,12 +275,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--epochs", type=int, default=None, help="cap RecBole's epochs (default: its own)"
     )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds of fitting after which no new epoch starts (best checkpoint is evaluated)",
+    )
+    p.add_argument(
+        "--from-checkpoint",
+        default=None,
+        help="evaluate this checkpoint of a stopped run (needs --from-log, its RecBole log)",
+    )
+    p.add_argument("--from-log", default=None, help="RecBole log of the stopped run")
+    p.add_argument("--fit-cpu-s", type=float, default=None, help="CPU seconds the run had used")
     a = p.parse_args(argv)
+    if a.from_checkpoint and not a.from_log:
+        p.error("--from-checkpoint needs --from-log")
     workdir = os.path.abspath(a.workdir)
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)  # RecBole writes ./log and ./log_tensorboard relative to the cwd
     try:
-        result = run(a.model, a.protocol, workdir, a.epochs)
+        if a.from_checkpoint:
+            result = from_checkpoint(
+                a.model,
+                a.protocol,
+                workdir,
+                a.epochs,
+                os.path.abspath(a.from_checkpoint),
+                os.path.abspath(a.from_log),
+                a.fit_cpu_s,
+            )
+        else:
+            result = run(a.model, a.protocol, workdir, a.epochs, a.time_limit)
     except Exception as e:  # report, do not crash the whole benchmark
         traceback.print_exc()
         _emit({"model": a.model, "status": "error", "reason": f"{type(e).__name__}: {e}"})

@@ -282,9 +282,11 @@ def ensure_recbole_venv(venv: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- result store
-def store_key(row: ModelRow, epochs: int | None = None) -> str:
-    """Key of a stored RecBole result: model, protocol, epoch cap (if any), RecBole version."""
-    cap = f"|epochs={epochs}" if epochs else ""
+def store_key(row: ModelRow, epochs: int | None = None, time_limit: float | None = None) -> str:
+    """Key of a stored RecBole result: model, protocol, caps (if any), RecBole version."""
+    cap = (f"|epochs={epochs}" if epochs else "") + (
+        f"|time<={time_limit:g}s" if time_limit else ""
+    )
     return f"{row.recbole}|{row.protocol}{'|kg-only' if row.kg_only else ''}{cap}|recbole=={RECBOLE_VERSION}"
 
 
@@ -328,7 +330,12 @@ def run_fusionrec(row: ModelRow, timer: str, timeout: float) -> dict:
 
 
 def run_recbole(
-    row: ModelRow, py: Path, timer: str, timeout: float, epochs: int | None = None
+    row: ModelRow,
+    py: Path,
+    timer: str,
+    timeout: float,
+    epochs: int | None = None,
+    time_limit: float | None = None,
 ) -> dict:
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
@@ -348,6 +355,8 @@ def run_recbole(
     ]
     if epochs:
         cmd += ["--epochs", str(epochs)]
+    if time_limit:
+        cmd += ["--time-limit", str(time_limit)]
     print(
         f"[recbole]   {row.recbole}{f' (capped at {epochs} epochs)' if epochs else ''} ...",
         flush=True,
@@ -437,6 +446,8 @@ def format_table(entries: list[dict]) -> str:
                 best = max(range(len(scores)), key=scores.__getitem__)
                 every = max(len(scores) // 6, 1)
                 pts = ", ".join(f"e{i + 1} {scores[i]:.4f}" for i in range(0, len(scores), every))
+                if res.get("stopped_by_time_limit"):
+                    notes.append(f"  {e['model']} ({side}): stopped by the time limit")
                 notes.append(
                     f"  {e['model']} ({side}): valid MRR@10 by epoch: {pts}, last e{len(scores)} "
                     f"{scores[-1]:.4f}; best e{best + 1} {scores[best]:.4f}"
@@ -514,6 +525,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="cap RecBole's epochs (e.g. for SASRec, ~190 s/epoch here); stored under its own key",
     )
+    p.add_argument(
+        "--recbole-time-limit",
+        type=float,
+        default=None,
+        help="seconds of RecBole fitting after which no new epoch starts; its best checkpoint "
+        "so far is evaluated (stored under its own key)",
+    )
     p.add_argument("--list", action="store_true", help="print the model table and exit")
     a = p.parse_args(argv)
 
@@ -547,16 +565,21 @@ def main(argv: list[str] | None = None) -> int:
                 rb = {"status": "skipped"}
             elif (
                 a.reuse_recbole
-                and store.get(store_key(row, a.recbole_epochs), {}).get("status") == "ok"
+                and store.get(store_key(row, a.recbole_epochs, a.recbole_time_limit), {}).get(
+                    "status"
+                )
+                == "ok"
             ):
-                rb = dict(store[store_key(row, a.recbole_epochs)], reused=True)
+                rb = dict(
+                    store[store_key(row, a.recbole_epochs, a.recbole_time_limit)], reused=True
+                )
             else:
                 if py is None:
                     py = ensure_recbole_venv(Path(a.recbole_venv).resolve())
-                rb = run_recbole(row, py, timer, a.timeout, a.recbole_epochs)
+                rb = run_recbole(row, py, timer, a.timeout, a.recbole_epochs, a.recbole_time_limit)
                 if rb.get("status") == "ok":
-                    store[store_key(row, a.recbole_epochs)] = rb
-                    save_store_entry(store_key(row, a.recbole_epochs), rb)
+                    store[store_key(row, a.recbole_epochs, a.recbole_time_limit)] = rb
+                    save_store_entry(store_key(row, a.recbole_epochs, a.recbole_time_limit), rb)
             entries.append(
                 {
                     **asdict(row),
