@@ -51,3 +51,28 @@ def test_cli_registers_ablation_and_kge():
     out = CliRunner().invoke(app, ["ablation", "--help"])
     assert out.exit_code == 0 and "--variants" in out.output
     assert CliRunner().invoke(app, ["kge", "--help"]).exit_code == 0
+
+
+def test_several_seeds_give_the_mean_and_each_seed(tmp_path):
+    ds = toy_dataset()
+    params = {"id": FAST}
+    one = {
+        s: run_ablation(ds, ["id"], epochs=2, patience=0, seed=s, params=params, log=lambda m: None)
+        for s in (3, 4)
+    }
+    rep = run_ablation(ds, ["id"], epochs=2, patience=0, seed=[3, 4], params=params, log=print)
+    (row,) = rep["rows"]
+    singles = [one[s]["rows"][0] for s in (3, 4)]
+    assert rep["seeds"] == [3, 4] and "mean over split seeds [3, 4]" in rep["protocol"]
+    # each seed's fit is the single-seed run's (same split, same fit seed) ...
+    assert row["per_seed"]["3"]["ndcg@10"] == pytest.approx(singles[0]["ndcg@10"])
+    assert row["per_seed"]["4"]["sparse_ndcg@10"] == pytest.approx(singles[1]["sparse_ndcg@10"])
+    # ... and the row is their mean
+    for k in ("ndcg@10", "recall@10", "sparse_ndcg@10"):
+        assert row[k] == pytest.approx((singles[0][k] + singles[1][k]) / 2)
+    write_ablation_report(rep, tmp_path)
+    md = (tmp_path / "ablation.md").read_text()
+    assert "NDCG@10 per seed" in md
+    assert f"{singles[0]['ndcg@10']:.4f} / {singles[1]['ndcg@10']:.4f}" in md
+    with pytest.raises(ConfigError, match="at least one seed"):
+        run_ablation(ds, ["id"], seed=[])
