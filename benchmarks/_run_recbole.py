@@ -195,10 +195,11 @@ def run(
     out = _record(model_name, protocol, config, dataset, train_data)
     out.update(
         {
-            "best_valid_mrr@10": round(float(trainer.best_valid_score), 6),
+            "best_valid_score": round(float(trainer.best_valid_score), 6),
             "epochs_run": len(curve) or len(getattr(trainer, "train_loss_dict", {}) or {}),
             "stopped_by_time_limit": stopped,
-            "valid_curve_mrr@10": curve,
+            "valid_curve": curve,
+            "valid_metric": str(config["valid_metric"]),
             "load_s": round(t_load, 3),
             "fit_s": round(fit_s, 3),
             "fit_cpu_s": round(fit_cpu_s, 3),
@@ -252,12 +253,13 @@ def from_checkpoint(
     out = _record(model_name, protocol, config, dataset, train_data)
     out.update(
         {
-            "best_valid_mrr@10": round(float(ckpt["best_valid_score"]), 6),
+            "best_valid_score": round(float(ckpt["best_valid_score"]), 6),
             "best_epoch": int(ckpt["epoch"]) + 1,
             "epochs_run": len(curve),
             "stopped_by_time_limit": True,
             "stopped_how": "killed after its last completed epoch; best checkpoint evaluated",
-            "valid_curve_mrr@10": curve,
+            "valid_curve": curve,
+            "valid_metric": str(config["valid_metric"]),
             "fit_s": round(fit_s, 3),
             "fit_cpu_s": fit_cpu_s,
             "eval_s": round(eval_s, 3),

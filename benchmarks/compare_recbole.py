@@ -440,7 +440,11 @@ def format_table(entries: list[dict]) -> str:
                     f"  {e['model']} ({side}): {res['epochs_run']} epochs{extra}"
                     + ("" if cpu is None else f"; fit CPU {cpu:.1f} s")
                 )
-            curve = res.get("valid_curve_mrr@10") if res.get("status") == "ok" else None
+            curve = (
+                (res.get("valid_curve") or res.get("valid_curve_mrr@10"))
+                if res.get("status") == "ok"
+                else None
+            )
             if curve:
                 scores = [c[0] for c in curve]
                 best = max(range(len(scores)), key=scores.__getitem__)
@@ -449,7 +453,7 @@ def format_table(entries: list[dict]) -> str:
                 if res.get("stopped_by_time_limit"):
                     notes.append(f"  {e['model']} ({side}): stopped by the time limit")
                 notes.append(
-                    f"  {e['model']} ({side}): valid MRR@10 by epoch: {pts}, last e{len(scores)} "
+                    f"  {e['model']} ({side}): valid {res.get('valid_metric', 'MRR@10')} by epoch: {pts}, last e{len(scores)} "
                     f"{scores[-1]:.4f}; best e{best + 1} {scores[best]:.4f}"
                 )
             if res.get("reused"):

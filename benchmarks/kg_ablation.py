@@ -33,7 +33,7 @@ MARKER = "BENCH_RESULT "
 
 
 # ----------------------------------------------------------------------------- RecBole child
-def _recbole_child(model: str, epochs: int, workdir: str) -> int:
+def _recbole_child(model: str, epochs: int, workdir: str, time_limit: float | None = None) -> int:
     """Runs inside the RecBole venv: RecBole's quick start with the benchmark's epoch budget."""
     sys.path.insert(0, str(HERE))
     import _run_recbole as rr
@@ -49,7 +49,7 @@ def _recbole_child(model: str, epochs: int, workdir: str) -> int:
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
     try:
-        out = rr.run(model, "rs", workdir, epochs)
+        out = rr.run(model, "rs", workdir, epochs, time_limit)
     except Exception as e:  # noqa: BLE001
         print(
             MARKER
@@ -62,7 +62,7 @@ def _recbole_child(model: str, epochs: int, workdir: str) -> int:
 
 
 def _start_recbole(
-    py: Path, model: str, epochs: int, log_dir: Path
+    py: Path, model: str, epochs: int, log_dir: Path, time_limit: float | None = None
 ) -> tuple[subprocess.Popen, Path]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
@@ -81,6 +81,8 @@ def _start_recbole(
         "--workdir",
         str(ROOT / ".bench" / "recbole_work_kg"),
     ]
+    if time_limit:
+        cmd += ["--recbole-time-limit", str(time_limit)]
     f = log.open("w")
     return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT), log
 
@@ -110,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         help="our variants' split seeds, e.g. 2020,1,2 (mean and each seed; RecBole: seed 2020)",
     )
     p.add_argument("--recbole-epochs", type=int, default=40, help="RecBole's epoch budget")
+    p.add_argument(
+        "--recbole-time-limit",
+        type=float,
+        default=None,
+        help="seconds of RecBole fitting after which no new epoch starts (best checkpoint used)",
+    )
     p.add_argument("--recbole-models", default="CKE,KGAT")
     p.add_argument("--recbole-venv", default=str(ROOT / ".bench" / "recbole-venv"))
     p.add_argument("--timeout", type=float, default=3600)
@@ -119,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.recbole_child:
-        return _recbole_child(a.recbole_child, a.recbole_epochs, a.workdir)
+        return _recbole_child(a.recbole_child, a.recbole_epochs, a.workdir, a.recbole_time_limit)
 
     import torch
 
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in a.recbole_models.split(",") if m.strip()]
     if py.exists():
         for m in models:  # one at a time would double the wall time; the machine has 2 cores
-            procs.append((m, *_start_recbole(py, m, a.recbole_epochs, out)))
+            procs.append((m, *_start_recbole(py, m, a.recbole_epochs, out, a.recbole_time_limit)))
     ds = load_dataset("ml-100k")
     variants = a.variants.split(",")
     params = {v: {} if a.lr is None else {"lr": a.lr} for v in variants}
@@ -149,6 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         if r.get("status") != "ok":
             report["notes"].append(f"RecBole {m} not run: {r.get('reason')}")
             continue
+        curve = [c[0] for c in r.get("valid_curve") or []]
+        best = max(range(len(curve)), key=curve.__getitem__) + 1 if curve else None
+        report["notes"].append(
+            f"RecBole {m}: {r.get('epochs_run')} epochs"
+            + (" (stopped by the time limit)" if r.get("stopped_by_time_limit") else "")
+            + f", fit {r['fit_s']:.0f} s wall / {r.get('fit_cpu_s') or 0:.0f} s CPU"
+            + (
+                f"; valid {r.get('valid_metric')} best {max(curve):.4f} at epoch {best}, last {curve[-1]:.4f}"
+                if curve
+                else ""
+            )
+        )
         extra.append(
             {
                 "variant": f"RecBole {m}",
@@ -160,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sparse_users": 0,
                 "fit_seconds": r["fit_s"],
                 "epochs_run": r.get("epochs_run"),
+                "stopped_by_time_limit": r.get("stopped_by_time_limit", False),
                 "per_seed": {"2020": {"ndcg@10": r["ndcg@10"], "sparse_ndcg@10": float("nan")}},
             }
         )
