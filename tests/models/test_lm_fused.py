@@ -99,3 +99,64 @@ def test_search_cli_on_a_tiny_model(groups, tmp_path, capsys):
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.strip().startswith("│") and " r" in line]
     assert len(rows) == 3, out  # all three hits are romance items
+
+
+def test_text_score_term_adds_beta_times_the_users_text_profile(groups, tmp_path):
+    """score(u, i) = the fused MF score + β·⟨mean text of u's items, text of i⟩ with a fixed β
+    (training unchanged); ad-hoc users get their history's mean text; survives save/load."""
+    from fusionrec.models.lm_lightgcn import user_item_text
+
+    ds, cold_s, cold_r = groups
+    params = {"epochs": 20, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    base = get_model("lm_mf")(**params, text_score_weight=0.0).fit(ds, seed=0)
+    m = get_model("lm_mf")(**params, text_score_weight=3.0).fit(ds, seed=0)
+    ut, it = user_item_text(ds.item_embeddings["text"], m.seen_)
+    want = base.score(ds.users.ids) + 3.0 * ut @ it.T
+    np.testing.assert_allclose(m.score(ds.users.ids), want, atol=1e-4)
+    hist = ds.items.to_idx(np.array(["s0", "s1"]))
+    np.testing.assert_allclose(
+        m.score_histories([hist])[0],
+        base.score_histories([hist])[0] + 3.0 * it @ it[hist].mean(0),
+        atol=1e-4,
+    )
+    m.save(tmp_path / "m")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m").score(ds.users.ids), m.score(ds.users.ids), atol=1e-5
+    )
+
+
+def test_learned_text_score_weight_moves_and_enters_the_scores(groups):
+    from fusionrec.models.lm_lightgcn import user_item_text
+
+    ds, _, _ = groups
+    params = {"epochs": 10, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    m = get_model("lm_mf")(**params, text_score_weight=0.0, text_score_learned=True).fit(ds, seed=0)
+    beta = float(m.module_.beta.detach())
+    assert beta > 0.01  # trained up from 0: users' own texts predict their positives
+    ut, it = user_item_text(ds.item_embeddings["text"], m.seen_)
+    mf = m.module_.user.weight.detach().numpy() @ m.item_vectors().T
+    np.testing.assert_allclose(
+        m.score_indices(np.arange(ds.n_users)), mf + beta * ut @ it.T, atol=1e-4
+    )
+
+
+def test_text_initialised_ids_add_the_text_offsets_and_survive_save_load(groups, tmp_path):
+    import torch
+
+    from fusionrec.models.lm_lightgcn import text_id_offsets
+
+    ds, _, _ = groups
+    m = get_model("lm_mf")(epochs=2, batch_size=16, id_init="text", device="cpu").fit(ds, seed=0)
+    mod = m.module_
+    want = text_id_offsets(ds.item_embeddings["text"], m.seen_, 64, 0.1)
+    np.testing.assert_allclose(mod.id_offset.numpy(), want, atol=1e-6)
+    users = torch.arange(ds.n_users)
+    np.testing.assert_allclose(
+        mod.user_vecs(users).detach().numpy(),
+        mod.user.weight.detach().numpy() + want[: ds.n_users],
+        atol=1e-6,
+    )
+    m.save(tmp_path / "m")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m").score(ds.users.ids), m.score(ds.users.ids), atol=1e-5
+    )

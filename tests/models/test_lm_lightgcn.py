@@ -29,14 +29,26 @@ def test_conformance_on_the_shared_toy_data():
     check_recommender(LMLightGCN, FAST)
 
 
+# the text paths without the text-neighbour read-out of cold items, ID init or score term
+TEXT_ONLY = {
+    "cold_items": "fusion",
+    "id_init": "random",
+    "text_score_weight": 0.0,
+    "warm_negatives": True,
+}
 VARIANTS = [
-    {"fusion": "add", "text_edges": 0},
-    {"fusion": "gate", "text_edges": 3},
-    {"fusion": "none", "text_edges": 3},
+    {**TEXT_ONLY, "fusion": "add", "text_edges": 0},
+    {**TEXT_ONLY, "fusion": "gate", "text_edges": 3},
+    {**TEXT_ONLY, "fusion": "none", "text_edges": 3},
+    {"fusion": "none", "text_edges": 0, "cold_items": "text_neighbours"},
 ]
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['fusion']}-{v['text_edges']}")
+def _vid(v: dict) -> str:
+    return f"{v['fusion']}-{v['text_edges']}-{v.get('cold_items')}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_vid)
 def test_conformance(groups, variant):
     ds, _, _ = groups
     check_recommender(LMLightGCN, {**FAST, **variant}, ds, k=2)
@@ -63,11 +75,12 @@ def _cold_above_other_group(model, ds, cold_s, cold_r) -> float:
     return float(np.mean(ok))
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['fusion']}-{v['text_edges']}")
+@pytest.mark.parametrize("variant", VARIANTS, ids=_vid)
 def test_cold_items_rank_for_textually_similar_users(groups, variant):
     """Items with no interactions: each user's best cold item is of their own taste group, and
     every cold item of their group outscores every item (warm or cold) of the other group;
-    through layer-0 text fusion, through text edges, or both."""
+    through layer-0 text fusion, through text edges, both, or the warm text neighbours'
+    read-out."""
     ds, cold_s, cold_r = groups
     params = {"epochs": 60, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
     m = get_model("lm_lightgcn")(**params, **variant).fit(ds, seed=0)
@@ -96,7 +109,9 @@ def test_text_edges_link_each_item_to_its_nearest_texts():
 
 def test_negatives_are_warm_and_save_load(groups, tmp_path):
     ds, cold_s, cold_r = groups
-    m = LMLightGCN(epochs=2, batch_size=16, num_negatives=4, text_edges=3, device="cpu")
+    m = LMLightGCN(
+        epochs=2, batch_size=16, num_negatives=4, text_edges=3, warm_negatives=True, device="cpu"
+    )
     m.fit(ds, seed=0)
     rng = np.random.default_rng(0)
     cold = set(ds.items.to_idx(np.array(list(cold_s) + list(cold_r))).tolist())
@@ -149,9 +164,10 @@ def test_text_score_term_adds_beta_times_text_similarity_and_ranks_cold_items(gr
 
     ds, cold_s, cold_r = groups
     params = {"epochs": 30, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
-    m = LMLightGCN(**params, fusion="none", text_score_weight=2.0).fit(ds, seed=0)
+    plain = {"fusion": "none", "cold_items": "fusion"}
+    m = LMLightGCN(**params, **plain, text_score_weight=2.0).fit(ds, seed=0)
     assert _own_group_rate(m, ds, cold_s, cold_r) == 1.0
-    base = LMLightGCN(**params, fusion="none").fit(ds, seed=0)
+    base = LMLightGCN(**params, **plain, text_score_weight=0.0).fit(ds, seed=0)
     ut, it = user_item_text(ds.item_embeddings["text"], m.seen_)
     np.testing.assert_allclose(
         m.score(ds.users.ids), base.score(ds.users.ids) + 2.0 * ut @ it.T, atol=1e-4
@@ -185,7 +201,12 @@ def test_learned_text_score_weight_is_trained_from_zero_and_used_in_scores(group
 
     ds, _, _ = groups
     m = LMLightGCN(
-        epochs=5, batch_size=16, fusion="none", text_score_learned=True, device="cpu"
+        epochs=5,
+        batch_size=16,
+        fusion="none",
+        text_score_weight=0.0,
+        text_score_learned=True,
+        device="cpu",
     ).fit(ds, seed=0)
     beta = m.module_.beta
     assert isinstance(beta, torch.nn.Parameter) and float(beta.detach()) > 0.01  # moved from 0
@@ -214,3 +235,117 @@ def test_plain_negatives_follow_lightgcns_draws_and_may_be_cold(groups):
     np.testing.assert_array_equal(got, np.concatenate([b["neg"].numpy().ravel() for b in plain]))
     cold = set(ds.items.to_idx(np.array(list(cold_s) + list(cold_r))).tolist())
     assert set(got.tolist()) & cold
+
+
+def test_warm_text_neighbours_weights_the_nearest_warm_texts_by_softmax():
+    from fusionrec.models.lm_lightgcn import warm_text_neighbours
+
+    # unit vectors with mean zero (centring leaves them as they are); item 4 has no text
+    text = np.array([[1.0, 0.0], [0.6, 0.8], [-0.6, -0.8], [-1.0, 0.0], [np.nan, 0.0]])
+    warm = np.array([False, True, True, True, True])
+    rows, nbrs, wts = warm_text_neighbours(text, warm, 2, 0.5)
+    assert rows.tolist() == [0]  # the cold item with text; warm and text-less items get none
+    # cosines to the warm items 1, 2, 3: 0.6, -0.6, -1 -> the two nearest are 1 and 2
+    order = np.argsort(nbrs[0])
+    assert nbrs[0, order].tolist() == [1, 2]
+    e = np.exp(np.array([0.6, -0.6]) / 0.5)
+    np.testing.assert_allclose(wts[0, order], e / e.sum(), rtol=1e-6)
+    # more neighbours asked than warm items with text: the extra slots weigh nothing
+    rows, nbrs, wts = warm_text_neighbours(text, warm, 5, 0.5)
+    assert sorted(nbrs[0, wts[0] > 0].tolist()) == [1, 2, 3] and wts[0].sum() == pytest.approx(1)
+    assert (wts[0] > 0).sum() == 3
+    rows, _, _ = warm_text_neighbours(text, np.ones(5, bool), 2, 0.5)
+    assert len(rows) == 0  # nothing cold
+
+
+def test_cold_items_read_out_the_weighted_mean_of_their_warm_text_neighbours(groups, tmp_path):
+    ds, cold_s, cold_r = groups
+    params = {"epochs": 20, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    m = LMLightGCN(**params, fusion="none", cold_items="text_neighbours", cold_neighbours=3)
+    m.fit(ds, seed=0)
+    rows, nbrs, wts = m.cold_
+    cold = ds.items.to_idx(np.array(list(cold_s) + list(cold_r)))
+    assert sorted(rows.tolist()) == sorted(cold.tolist()) and nbrs.shape == (4, 3)
+    assert m.warm_[nbrs].all()
+    # each cold item's neighbours are of its own group (its text reads like theirs)
+    for r, nb in zip(rows, nbrs, strict=True):
+        assert {ds.items.ids[i][0] for i in nb} == {ds.items.ids[r][0]}
+    v = m.item_vectors()
+    assert float(m.module_.cold_scale) == 1.0  # no validation set: weight 1
+    want = (wts[..., None] * v[nbrs]).sum(1)
+    np.testing.assert_allclose(v[rows], want, atol=1e-6)
+    assert np.abs(v[rows]).sum() > 0
+    assert _own_group_rate(m, ds, cold_s, cold_r) == 1.0
+    m.save(tmp_path / "m")
+    m2 = load_model(tmp_path / "m")
+    np.testing.assert_allclose(m2.score(ds.users.ids), m.score(ds.users.ids), atol=1e-5)
+    np.testing.assert_allclose(m2.item_vectors()[rows], want, atol=1e-5)
+
+
+def test_a_cold_copy_of_a_popular_item_scores_and_ranks_like_it(groups):
+    """A cold item whose text equals a popular warm item's: with one neighbour it reads out that
+    item's embedding (equal scores for every user); with three neighbours it is recommended to
+    that item's users near the top (the default 30 would be the whole of this toy catalogue)."""
+    ds, cold_s, _ = groups
+    pop = ds.item_popularity()
+    space = [i for i in range(ds.n_items) if ds.items.ids[i].startswith("s") and pop[i] > 0]
+    p = max(space, key=lambda i: pop[i])
+    c = int(ds.items.to_idx(np.array([cold_s[0]]))[0])
+    text = np.array(ds.item_embeddings["text"], copy=True)
+    text[c] = text[p]
+    d = ds.with_item_embedding("text", text)
+    params = {"epochs": 20, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    base = {"fusion": "none", "cold_items": "text_neighbours", "text_score_weight": 1.0}
+    m1 = LMLightGCN(**params, **base, cold_neighbours=1).fit(d, seed=0)
+    s = m1.score_indices(np.arange(d.n_users))
+    np.testing.assert_allclose(s[:, c], s[:, p], atol=1e-5)
+    m = LMLightGCN(**params, **base, cold_neighbours=3, cold_temperature=0.1).fit(d, seed=0)
+    users = np.flatnonzero(np.asarray(m.seen_[:, p].todense()).ravel() > 0)
+    assert len(users) >= 2
+    top, _ = m.recommend_indices(users, k=2)
+    assert all(c in r for r in top)
+    # without the fallback (fusion "none": the cold item has only the text term) it scores
+    # below every warm item of the group for those users
+    m0 = LMLightGCN(**params, fusion="none", text_score_weight=1.0, cold_items="fusion")
+    m0.fit(d, seed=0)
+    s0 = m0.score_indices(users)
+    warm_space = [i for i in space if i != p]
+    assert (s0[:, c] < s0[:, warm_space].min(1)).mean() >= 0.5
+
+
+def test_cold_weight_is_chosen_on_validation_and_kept_after_load(groups, tmp_path):
+    """Validation interactions on the cold items of each user's own group make a positive
+    weight win; a fixed ``cold_weight`` scales the borrowed embeddings as given."""
+    import pandas as pd
+
+    from fusionrec.data import Dataset
+    from fusionrec.models.lm_ease import COLD_WEIGHT_GRID
+
+    ds, cold_s, cold_r = groups
+    extra = [(u, i, 1000.0) for u in ds.users.ids for i in (cold_s if int(u[1:]) < 8 else cold_r)]
+    frame = pd.concat(
+        [
+            ds.interactions_frame()[["user_id", "item_id", "timestamp"]],
+            pd.DataFrame(extra, columns=["user_id", "item_id", "timestamp"]),
+        ]
+    )
+    items = pd.DataFrame({"item_id": ds.items.ids, "title": ds.item_titles()})
+    full = Dataset.from_frames(frame, items=items, name="groups+")
+    full = full.with_item_embedding(
+        "text", ds.item_embeddings["text"][ds.items.to_idx(np.asarray(full.items.ids))]
+    )
+    train = full.with_interactions(np.flatnonzero(full.timestamp < 1000))
+    valid = full.with_interactions(np.flatnonzero(full.timestamp >= 1000))
+    params = {"epochs": 20, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
+    base = {"fusion": "none", "cold_items": "text_neighbours", "cold_neighbours": 3}
+    m = LMLightGCN(**params, **base).fit(train, valid, seed=0)
+    w = float(m.module_.cold_scale)
+    assert w in COLD_WEIGHT_GRID and w > 0
+    m.save(tmp_path / "m")
+    m2 = load_model(tmp_path / "m")
+    assert float(m2.module_.cold_scale) == w
+    np.testing.assert_allclose(m2.score(full.users.ids), m.score(full.users.ids), atol=1e-5)
+    fixed = LMLightGCN(**params, **base, cold_weight=0.25).fit(train, valid, seed=0)
+    rows, nbrs, wts = fixed.cold_
+    v = fixed.item_vectors()
+    np.testing.assert_allclose(v[rows], 0.25 * (wts[..., None] * v[nbrs]).sum(1), atol=1e-6)

@@ -12,19 +12,13 @@
 Propagation, layer-mean readout and the BPR loss are LightGCN's (``fusionrec.models.lightgcn``).
 Cold items (no training interactions) have their ID part masked (it never learned anything);
 an item with no edges at all reads out its layer-0 vector undivided by the number of layers, on
-the scale of the other items. Training negatives are drawn among warm items only (a cold item
-as a negative would teach the text path that its text is bad), and warm items hide their ID
-part with probability ``id_dropout``.
+the scale of the other items. With ``warm_negatives`` training negatives are drawn among warm
+items only (a cold item as a negative would teach the text path that its text is bad), and
+warm items hide their ID part with probability ``id_dropout``.
 
-Measured on ml-100k (split seed 2020, fit seed 0, NDCG@10; a fit's own randomness moves these
-by about ±0.005, e.g. fit seed 2020: LightGCN 0.3109, "add" 0.3070). RS 8:1:1: LightGCN
-0.3170; "add" fusion 0.3135; "add" + 30 text edges (β=4) 0.3148; ID layer 0 + 30 text edges
-0.3163 (0.3223 with plain LightGCN's negative draws). Cold-item: "add" 0.0596, "add" +
-id_dropout 0.3 0.0748, "gate" + id_dropout 0.3 0.0811; with text edges cold items fall to ~0
-(they are reached only through neighbours, scaled down). Hence the defaults: "add" fusion, no
-text edges. None of these beats LightGCN on the warm protocol beyond that noise.
-
-Three further options, off by default:
+Defaults (since the cold read-out below): fusion "none", ``id_init`` = "text",
+``text_score_weight`` = 2, plain negatives, ``cold_items`` = "text_neighbours" (30 neighbours,
+temperature 0.5, ``cold_weight`` chosen on the validation set). Options:
 
 - **Text-initialised IDs** (``id_init`` = "text"): layer-0 ID vectors are their random init
   plus a fixed text offset (PCA of the centred text, users the mean of their items').
@@ -32,19 +26,45 @@ Three further options, off by default:
   score(u, i) = LightGCN(u, i) + β·⟨mean normalised text of u's training items, text_i⟩; a
   fixed β touches scoring only (LightGCN's training is unchanged); a learned one enters the loss.
 - **Plain negatives** (``warm_negatives`` = False): LightGCN's own negative draws.
+- **Cold read-out** (``cold_items`` = "text_neighbours"): at read-out (eval mode, not in
+  training) an item without training interactions takes the softmax-weighted mean
+  (``cold_temperature``) of the final embeddings of its ``cold_neighbours`` textually nearest
+  warm items (cosine of centred text), times ``cold_weight`` (None: picked on ``valid`` from
+  ``lm_ease.COLD_WEIGHT_GRID``, as lm_ease does), so its score is on the warm items' scale;
+  the β term is added on top. "fusion": its own propagated layer-0 vector (with fusion "none"
+  zero, so only the β term).
 
-Measured (ml-100k RS 8:1:1 split seed 2020, NDCG@10 valid / test; β picked on valid; one
-2-core machine under load, 15 epochs at ~0.3-1 s each). LightGCN: fit seed 2020 0.2531 /
-0.3109, fit seed 0 0.2515 / 0.3170. With the default warm negatives nothing wins on both
-(e.g. fusion "none" + text init + β: 0.2539 / 0.3046 and 0.2530 / 0.3141; "add" + β=2 at seed
-0: 0.2549 / 0.3132; learned β converges to ~3: "add" 0.2531 / 0.3115, 0.2537 / 0.3132).
-With plain negatives, fusion "none" + text init + β=2 wins at both seeds: 0.2549 / 0.3134 and
-0.2577 / 0.3181; over fit seeds 2020, 0, 1, 2, 3 its mean is 0.2551 / 0.3144 against
-LightGCN's 0.2518 / 0.3113 (valid and test each better at 4 of 5 seeds): +0.003, within
-about twice the fit-to-fit noise. It is not the default because with fusion "none" a cold
-item has only the β term and the cold-item protocol falls to NDCG@10 0.0000 (default "add":
-0.0596). "add" + text init + β=2 with plain negatives: 0.2547 / 0.3149 and 0.2557 / 0.3167
-(loses test at fit seed 0); with warm negatives it halves cold-item NDCG@10 (0.0283).
+Measured on ml-100k, split seed 2020, NDCG@10 valid / test, full ranking; one 2-core machine
+under load (15 epochs at ~0.3-6 s each; the fit's own randomness moves test by about ±0.005).
+
+Earlier (cold_items "fusion"), fit seed 0 unless said: LightGCN 0.3170 (fit seed 2020 0.3109);
+"add" fusion 0.3135 (fit seed 2020 0.3070); "add" + 30 text edges (β=4) 0.3148; ID layer 0 +
+30 text edges 0.3163. Cold-item protocol (10 % of items held out whole): "add" 0.0596, "add" +
+id_dropout 0.3 0.0748, "gate" + id_dropout 0.3 0.0811; with text edges ~0. With warm negatives
+nothing beat LightGCN on valid and test together (learned β converges to ~3: "add" 0.2531 /
+0.3115, 0.2537 / 0.3132). With plain negatives, fusion "none" + text init + β=2 won at fit
+seeds 2020, 0, 1, 2, 3: mean 0.2551 / 0.3144 against LightGCN's 0.2518 / 0.3113, but a cold
+item then had only the β term: cold-item NDCG@10 0.0000.
+
+With the cold read-out (fusion "none" + text init + β=2 + plain negatives), RS 8:1:1, fit
+seeds 2020, 0, 1, 2, 3 (LightGCN valid 0.2531, 0.2515, 0.2544, 0.2503, 0.2498, mean 0.2518;
+test 0.3109, 0.3170, 0.3037, 0.3144, 0.3103, mean 0.3113): 10 neighbours, temperature 0.05:
+valid 0.2551, 0.2579, 0.2533, 0.2574, 0.2541 (mean 0.2556), test 0.3106, 0.3174, 0.3106,
+0.3099, 0.3165 (mean 0.3130); 30 neighbours at 0.2: the same valid, test mean 0.3129; the
+defaults (30 at 0.5): the same valid, test 0.3104, 0.3173, 0.3105, 0.3099, 0.3164 (mean
+0.3129; fit seeds 2020, 0, 1: 0.3127 against LightGCN's 0.3105; weight picked 1.0). The 30
+items without training interactions in this split barely move the warm figures; the win over
+LightGCN is +0.002 test (better at 3 of 5 fit seeds), +0.004 valid (4 of 5): within about
+twice the fit-to-fit noise. Cold-item protocol, fit seed 2020
+(valid / test; the weight was picked at 2.0, the grid's top, each time; fixed 3 or 4 give the
+same): 10 neighbours at temperature 0.02 0.0808 / 0.1574, 0.05 0.0833 / 0.2467, 0.1 0.0985 /
+0.3039, 0.2 0.1066 / 0.2986, 0.5 0.1168 / 0.2831; 1 neighbour 0.0791 / 0.1211, 3 0.0984 /
+0.1925; 30 neighbours at 0.1 0.1070 / 0.3040, 0.2 0.1297 / 0.2519, 0.5 0.1396 / 0.2305, 1.0
+0.1417 / 0.2272. Validation (cold items other than the test's) prefers the smoother mean while
+test prefers sharper weights; the default follows validation (30 at 0.5; 1.0 is +0.002 valid,
+within noise, and flattens the weights towards a plain mean). Default cold-item NDCG@10 /
+Recall@10 at fit seeds 2020, 0, 1: 0.2305 / 0.1746, 0.2311 / 0.1732, 0.2314 / 0.1740 (lm_mf
+0.2192, Pop 0, the former "add" default 0.0596).
 """
 
 from __future__ import annotations
@@ -78,13 +98,14 @@ __all__ = [
     "text_neighbours",
     "user_item_text",
     "warm_negatives",
+    "warm_text_neighbours",
 ]
 
 
 class LMLightGCNConfig(LightGCNConfig, LMTextConfig):
     """LightGCN's settings plus the text encoder's and the fusion's."""
 
-    fusion: Literal["none", "add", "concat", "gate", "attention"] = "add"
+    fusion: Literal["none", "add", "concat", "gate", "attention"] = "none"
     """How an item's ID embedding and text embedding are fused at layer 0 ("none": ID only;
     text then enters through ``text_edges``)."""
     text_edges: int = Field(0, ge=0)
@@ -95,24 +116,40 @@ class LMLightGCNConfig(LightGCNConfig, LMTextConfig):
     """Subtract the catalogue's mean text embedding before fusing."""
     id_dropout: float = Field(0.0, ge=0, lt=1)
     """Probability of hiding a warm item's ID part at a training step (text must carry it alone)."""
-    warm_negatives: bool = True
+    warm_negatives: bool = False
     """Draw training negatives among warm items only (False: plain LightGCN's draws, which may
     pick an item without training interactions and so push its text path down)."""
-    id_init: Literal["random", "text"] = "random"
+    id_init: Literal["random", "text"] = "text"
     """"text": the ID embeddings start from the text: an item's layer-0 ID vector is its random
     init plus a fixed offset, the projection of its centred text on the catalogue's top
     ``embedding_size`` principal text directions (scaled to ``id_init_std`` per coordinate); a
     user's offset is the mean offset of their training items, scaled the same way."""
     id_init_std: float = Field(0.1, gt=0)
     """Per-coordinate standard deviation of the text offsets of ``id_init`` = "text"."""
-    text_score_weight: float = Field(0.0, ge=0)
+    text_score_weight: float = Field(2.0, ge=0)
     """β of a text-similarity term added to the score (not to training): score(u, i) =
     LightGCN(u, i) + β·cos-text(u, i), the dot product of the mean centred, normalised text of
     u's training items with item i's; 0 = none. The profiles are the fit-time text embeddings
     (not refreshed when the encoder is fine-tuned), stored as (n_users + n_items, text dim)
     buffers; the early-stopping evaluation scores with the term too."""
     text_score_learned: bool = False
-    """Train β with the model instead (it starts at 0 and the term enters the BPR loss)."""
+    """Train β with the model instead (it starts at ``text_score_weight``, set 0 to start from
+    nothing, and the term enters the BPR loss)."""
+    cold_items: Literal["fusion", "text_neighbours"] = "text_neighbours"
+    """How an item without training interactions is read out. "fusion": its own propagated
+    layer-0 vector (text only, its ID masked; with fusion "none" that is zero, so only the β
+    term scores it). "text_neighbours": the softmax-weighted mean (temperature
+    ``cold_temperature`` over cosines of centred text) of the final embeddings of its
+    ``cold_neighbours`` textually nearest warm items, times ``cold_weight``, so it is scored
+    like the warm items it reads like, on their scale (applied at read-out, not in training)."""
+    cold_neighbours: int = Field(30, ge=1)
+    """Warm items whose final embeddings a cold item's is averaged from ("text_neighbours")."""
+    cold_temperature: float = Field(0.5, gt=0)
+    """Softmax temperature over a cold item's cosine similarities to those warm neighbours."""
+    cold_weight: float | None = Field(None, ge=0)
+    """Scale of the cold items' borrowed embeddings ("text_neighbours"); None = chosen on the
+    ``valid`` set passed to ``fit`` (NDCG@10, training items masked) from
+    ``lm_ease.COLD_WEIGHT_GRID``, else 1."""
 
 
 class LMLightGCNModule(LightGCNModule):
@@ -130,9 +167,22 @@ class LMLightGCNModule(LightGCNModule):
         isolated: torch.Tensor,
         id_offset: torch.Tensor | None = None,
         score_text: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cold: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         super().__init__(n_users, n_items, adj, c)
         d = c.embedding_size
+        # cold items read out their warm text neighbours' final embeddings (cold_items)
+        self.cold_fallback = c.cold_items == "text_neighbours"
+        if self.cold_fallback:
+            rows, nbrs, wts = cold or (
+                torch.zeros(0, dtype=torch.long),
+                torch.zeros(0, 1, dtype=torch.long),
+                torch.zeros(0, 1),
+            )
+            self.register_buffer("cold_rows", rows.long(), persistent=False)
+            self.register_buffer("cold_nbrs", nbrs.long(), persistent=False)
+            self.register_buffer("cold_wts", wts.float(), persistent=False)
+            self.register_buffer("cold_scale", torch.tensor(1.0))
         # text offsets of the layer-0 ID vectors (id_init="text"; loaded from the state after load)
         self.has_offset = c.id_init == "text"
         if self.has_offset:
@@ -207,7 +257,13 @@ class LMLightGCNModule(LightGCNModule):
         return out
 
     def propagated(self) -> torch.Tensor:
-        return super().propagated() * self.readout_scale[:, None]
+        out = super().propagated() * self.readout_scale[:, None]
+        if self.cold_fallback and not self.training and self.cold_rows.numel():
+            items = out[self.n_users :]
+            borrowed = (self.cold_wts[..., None] * items[self.cold_nbrs]).sum(1)
+            out = out.clone()
+            out[self.n_users + self.cold_rows] = self.cold_scale * borrowed
+        return out
 
     def param_groups(self, lr: float) -> list[dict]:
         groups = [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
@@ -231,6 +287,34 @@ def text_neighbours(text: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
         out[s : s + block, :k_eff] = top
     out[~has] = -1
     return out
+
+
+def warm_text_neighbours(
+    text: np.ndarray, warm: np.ndarray, k: int, temperature: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cold rows, (n_cold, k) neighbours, (n_cold, k) weights): for every item with text and
+    without training interactions (``warm`` False), its ``k`` textually nearest warm items with
+    text (cosine of centred, normalised embeddings) and softmax weights over those cosines at
+    ``temperature`` (each row sums to 1). With fewer than k such warm items the missing slots
+    point at item 0 with weight 0; with none, no item gets a row."""
+    f, has = text_features(text)
+    warm = np.asarray(warm, dtype=bool)
+    cold = np.flatnonzero(~warm & has)
+    donors = np.flatnonzero(warm & has)
+    k_eff = min(k, len(donors))
+    nbrs = np.zeros((0, k), np.int64)
+    wts = np.zeros((0, k), np.float32)
+    if k_eff < 1 or len(cold) == 0:
+        return np.zeros(0, np.int64), nbrs, wts
+    sim = f[cold] @ f[donors].T
+    top = np.argpartition(-sim, k_eff - 1, axis=1)[:, :k_eff]
+    s = np.take_along_axis(sim, top, axis=1)
+    z = np.exp((s - s.max(1, keepdims=True)) / temperature)
+    nbrs = np.zeros((len(cold), k), np.int64)
+    wts = np.zeros((len(cold), k), np.float32)
+    nbrs[:, :k_eff] = donors[top]
+    wts[:, :k_eff] = z / z.sum(1, keepdims=True)
+    return cold.astype(np.int64), nbrs, wts
 
 
 def text_augmented_adjacency(
@@ -320,7 +404,8 @@ def warm_negatives(
 
 @register("lm_lightgcn")
 class LMLightGCN(TextModelMixin, LightGCN):
-    """LightGCN with ID + pretrained-text fusion at layer 0 (add/concat/gate/attention); cold items."""
+    """LightGCN with pretrained text: text-initialised IDs, a text score term, cold items read out
+    from their warm text neighbours; optional layer-0 fusion and text edges."""
 
     Config = LMLightGCNConfig
     capabilities = Capabilities(needs_text=True, cold_start_items=True, gpu=True)
@@ -329,9 +414,15 @@ class LMLightGCN(TextModelMixin, LightGCN):
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
         self.warm_ = dataset.item_popularity() > 0
         self._prepare_text(dataset)
-        k = self.config.text_edges
+        c = self.config
+        k = c.text_edges
         self.text_nbrs_ = (
             text_neighbours(self.text_init_, k) if k else np.zeros((self.n_items, 0), np.int64)
+        )
+        self.cold_ = (
+            warm_text_neighbours(self.text_init_, self.warm_, c.cold_neighbours, c.cold_temperature)
+            if c.cold_items == "text_neighbours"
+            else None
         )
         self._adj = None  # built from seen_ + text_nbrs_ in build_module (also after load)
 
@@ -366,7 +457,33 @@ class LMLightGCN(TextModelMixin, LightGCN):
             isolated,
             offset,
             score_text,
+            None if self.cold_ is None else tuple(torch.as_tensor(a) for a in self.cold_),
         )
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        super()._fit(dataset, valid, seed)
+        if self.cold_ is not None and len(self.cold_[0]):
+            w = self._choose_cold_weight(dataset, valid)
+            self.module_.cold_scale.fill_(w)
+
+    def _choose_cold_weight(self, train: Dataset, valid: Dataset | None) -> float:
+        """``cold_weight``, or the grid value with the best validation NDCG@10 (ties keep the
+        earlier value; 1 without a validation set)."""
+        if self.config.cold_weight is not None:
+            return float(self.config.cold_weight)
+        if valid is None or valid.n_interactions == 0:
+            return 1.0
+        from fusionrec.evaluation.evaluator import Evaluator
+        from fusionrec.models.lm_ease import COLD_WEIGHT_GRID
+
+        ev = Evaluator(metrics=("ndcg",), ks=(10,))
+        best, best_w = -1.0, 1.0
+        for w in COLD_WEIGHT_GRID:
+            self.module_.cold_scale.fill_(w)
+            v = ev.evaluate(self, valid, exclude=(train,))["ndcg@10"]
+            if v > best + 1e-9:
+                best, best_w = v, w
+        return best_w
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
         self._start_epoch_text()
@@ -379,15 +496,26 @@ class LMLightGCN(TextModelMixin, LightGCN):
         return warm_negatives(out, np.flatnonzero(self.warm_), sampler, rng)
 
     def _extra_state(self) -> dict[str, np.ndarray]:
-        return {
+        out = {
             "warm": np.asarray(self.warm_, dtype=np.int8),
             "text_nbrs": self.text_nbrs_,
             **self._text_extra_state(),
         }
+        if self.cold_ is not None:
+            out.update(zip(("cold_rows", "cold_nbrs", "cold_wts"), self.cold_, strict=True))
+        return out
 
     def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
         self.warm_ = state["warm"].astype(bool)
         self.text_nbrs_ = np.asarray(state["text_nbrs"], dtype=np.int64)
+        self.cold_ = None
+        if self.config.cold_items == "text_neighbours":
+            k = self.config.cold_neighbours
+            self.cold_ = (
+                np.asarray(state.get("cold_rows", np.zeros(0)), dtype=np.int64),
+                np.asarray(state.get("cold_nbrs", np.zeros((0, k))), dtype=np.int64),
+                np.asarray(state.get("cold_wts", np.zeros((0, k))), dtype=np.float32),
+            )
         self._text_load_extra_state(state)
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
