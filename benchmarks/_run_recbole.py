@@ -294,18 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.from_checkpoint and not a.from_log:
         p.error("--from-checkpoint needs --from-log")
     workdir = os.path.abspath(a.workdir)
+    ckpt = os.path.abspath(a.from_checkpoint) if a.from_checkpoint else None
+    run_log = os.path.abspath(a.from_log) if a.from_log else None
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)  # RecBole writes ./log and ./log_tensorboard relative to the cwd
     try:
-        if a.from_checkpoint:
+        if ckpt:
             result = from_checkpoint(
-                a.model,
-                a.protocol,
-                workdir,
-                a.epochs,
-                os.path.abspath(a.from_checkpoint),
-                os.path.abspath(a.from_log),
-                a.fit_cpu_s,
+                a.model, a.protocol, workdir, a.epochs, ckpt, run_log, a.fit_cpu_s
             )
         else:
             result = run(a.model, a.protocol, workdir, a.epochs, a.time_limit)

@@ -456,6 +456,8 @@ def format_table(entries: list[dict]) -> str:
                     f"  {e['model']} ({side}): valid {res.get('valid_metric', 'MRR@10')} by epoch: {pts}, last e{len(scores)} "
                     f"{scores[-1]:.4f}; best e{best + 1} {scores[best]:.4f}"
                 )
+            if res.get("note"):
+                notes.append(f"  {e['model']} ({side}): {res['note']}")
             if res.get("reused"):
                 notes.append(
                     f"  {e['model']} ({side}): reused from {RESULTS_STORE.relative_to(ROOT)} (measured {res.get('measured_at')}, load before {res.get('load_before')} after {res.get('load_after')})"
