@@ -3,6 +3,7 @@
     python benchmarks/lm_benchmark.py                       # everything, seed 2020
     python benchmarks/lm_benchmark.py --only warm --seeds 2020,1,2
     python benchmarks/lm_benchmark.py --only encode,finetune
+    python benchmarks/lm_benchmark.py --only warm --pairs SASRec --seeds 2020,1,2 --seq-epochs 30
 
 Sections (``--only``, comma list; default all):
 
@@ -104,7 +105,7 @@ def _row(label: str, r: dict) -> str:
     return f"| {label} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['fit_s']:.1f} | {ep} |"
 
 
-def warm(ds, seeds: list[int], pairs: list[str]) -> None:
+def warm(ds, seeds: list[int], pairs: list[str], seq_epochs: int | None = None) -> None:
     titles = {"rs": "RS 8:1:1", "loo": "leave-one-out"}
     for seed in seeds:
         for protocol in dict.fromkeys(PAIR_PROTOCOL.get(k, "rs") for k in pairs):
@@ -115,6 +116,8 @@ def warm(ds, seeds: list[int], pairs: list[str]) -> None:
                 if PAIR_PROTOCOL.get(k, "rs") != protocol:
                     continue
                 for name, params in PAIRS[k]:
+                    if seq_epochs is not None and protocol == "loo":  # same budget for both
+                        params = {**params, "epochs": seq_epochs}
                     r = _fit_eval(name, params, sp, seed)
                     extra = f" (cold_weight {r['model'].cold_weight_})" if name == "lm_ease" else ""
                     print(_row(name + extra, r), flush=True)
@@ -191,6 +194,12 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma list of: warm,cold,encode,finetune")
     ap.add_argument("--seeds", default="2020", help="warm protocol split seeds, e.g. 2020,1,2")
     ap.add_argument("--pairs", default=",".join(PAIRS), help=f"warm pairs among {list(PAIRS)}")
+    ap.add_argument(
+        "--seq-epochs",
+        type=int,
+        default=None,
+        help="epoch budget of the leave-one-out pair (SASRec / lm_sasrec); default: their own",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the encode section")
     args = ap.parse_args()
     sections = set(args.only.split(",")) if args.only else {"warm", "cold", "encode", "finetune"}
@@ -210,7 +219,7 @@ def main() -> None:
     if sections & {"warm", "cold", "finetune"}:
         ds = ds.with_item_embedding("text", encode_items(ds))  # cached after the first run
     if "warm" in sections:
-        warm(ds, [int(s) for s in args.seeds.split(",")], args.pairs.split(","))
+        warm(ds, [int(s) for s in args.seeds.split(",")], args.pairs.split(","), args.seq_epochs)
     if "cold" in sections:
         cold(ds, 2020)
     if "finetune" in sections:
