@@ -35,7 +35,9 @@ class LMSASRecConfig(SASRecConfig, LMTextConfig):
     """SASRec's settings plus the text encoder's, the adapter's and the fusion's."""
 
     fusion: Literal["add", "concat", "gate", "attention"] = "add"
-    """How an item's ID embedding and adapted text embedding are fused."""
+    """How an item's ID embedding and adapted text embedding are fused. ml-100k loo (30 epochs,
+    fit seed 2020, test NDCG@10): "add" 0.1041; "gate" 0.0721 (it trains normally, validation
+    NDCG@10 rising to 0.0916 at epoch 16, but stays well below "add")."""
     n_experts: int = Field(4, ge=1)
     """Experts of the mixture-of-experts text adapter (UniSRec's whitening adapter)."""
     text_center: bool = True
