@@ -35,7 +35,15 @@ from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.fusion import ModalityFusion
 from fusionrec.training.config import TrainConfig
 
-__all__ = ["LMMF", "LMMFConfig", "LMTextConfig", "TextModelMixin", "text_stats"]
+__all__ = [
+    "LMMF",
+    "LMMFConfig",
+    "LMTextConfig",
+    "TextModelMixin",
+    "register_text_terms",
+    "text_score_term",
+    "text_stats",
+]
 
 
 def text_stats(init: np.ndarray | None, center: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -49,6 +57,49 @@ def text_stats(init: np.ndarray | None, center: bool) -> tuple[torch.Tensor, tor
     has &= np.abs(m).sum(1) > 0
     mean = m[has].mean(0) if center and has.any() else np.zeros(m.shape[1], np.float32)
     return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(has)
+
+
+def register_text_terms(
+    module: nn.Module,
+    c: Any,
+    enabled: bool,
+    n_users: int,
+    n_items: int,
+    dim: int,
+    text_dim: int,
+    id_offset: torch.Tensor | None,
+    score_text: tuple[torch.Tensor, torch.Tensor] | None,
+) -> None:
+    """Give ``module`` the two optional text terms of ``lm_mf`` and ``lm_lightgcn`` (config
+    fields ``id_init``, ``text_score_weight``, ``text_score_learned``):
+
+    - ``has_offset`` and an ``id_offset`` buffer (n_users + n_items, dim): fixed text offsets
+      added to the ID vectors (id_init="text"; zeros until a loaded state fills them);
+    - ``text_score``, ``beta`` (a parameter when learned, else a buffer) and the ``user_text`` /
+      ``item_text`` profile buffers of the β·⟨user text, item text⟩ score term.
+
+    ``enabled`` False (no text at all) switches both off."""
+    module.has_offset = enabled and c.id_init == "text"
+    if module.has_offset:
+        off = id_offset if id_offset is not None else torch.zeros(n_users + n_items, dim)
+        module.register_buffer("id_offset", off.float())
+    module.text_score = enabled and (c.text_score_weight > 0 or c.text_score_learned)
+    if c.text_score_learned:
+        module.beta = nn.Parameter(torch.tensor(c.text_score_weight))
+    else:
+        module.register_buffer("beta", torch.tensor(c.text_score_weight), persistent=False)
+    if module.text_score:
+        ut, it = score_text or (torch.zeros(n_users, text_dim), torch.zeros(n_items, text_dim))
+        module.register_buffer("user_text", ut.float())
+        module.register_buffer("item_text", it.float())
+
+
+def text_score_term(
+    module: nn.Module, users: torch.Tensor, items: torch.Tensor | None
+) -> torch.Tensor:
+    """β·⟨user text profile, item text⟩ for ``users`` × ``items`` (all items when None)."""
+    it = module.item_text if items is None else module.item_text[items]
+    return module.beta * (module.user_text[users] @ it.T)
 
 
 class LMTextConfig(TrainConfig):
@@ -250,22 +301,11 @@ class _LMMFModule(nn.Module):
         d = c.embedding_dim
         self.c = c
         self.n_users = n_users
-        # text offsets of the user and item ID vectors (id_init="text"; from the state after load)
-        self.has_offset = bank is not None and c.id_init == "text"
-        if self.has_offset:
-            off = id_offset if id_offset is not None else torch.zeros(n_users + n_items, d)
-            self.register_buffer("id_offset", off.float())
-        # text-similarity score term: users' and items' text profiles, fixed or trained β
-        self.text_score = bank is not None and (c.text_score_weight > 0 or c.text_score_learned)
-        self.beta: torch.Tensor | nn.Parameter
-        if c.text_score_learned:
-            self.beta = nn.Parameter(torch.tensor(c.text_score_weight))
-        else:
-            self.register_buffer("beta", torch.tensor(c.text_score_weight), persistent=False)
-        if self.text_score:
-            ut, it = score_text or (torch.zeros(n_users, bank.dim), torch.zeros(n_items, bank.dim))
-            self.register_buffer("user_text", ut.float())
-            self.register_buffer("item_text", it.float())
+        # text offsets of the ID vectors and the β text-similarity score term
+        tdim = bank.dim if bank is not None else 0
+        register_text_terms(
+            self, c, bank is not None, n_users, n_items, d, tdim, id_offset, score_text
+        )
         self.user = nn.Embedding(n_users, d)
         self.item = nn.Embedding(n_items, d) if c.use_id else None
         self.bank = bank
@@ -273,7 +313,6 @@ class _LMMFModule(nn.Module):
             c.fusion, d if c.use_id else 0, {"text": bank.dim} if bank is not None else {}, d
         )
         self.register_buffer("warm", warm)
-        tdim = bank.dim if bank is not None else 0
         mean, has = (
             text_stats if text_stats is not None else (torch.zeros(tdim), warm.new_ones(warm.shape))
         )
@@ -404,8 +443,7 @@ class LMMF(TextModelMixin, TorchRecommender):
         v = m.all_items() if items is None else m.item_vecs(items)
         out = m.user_vecs(users) @ v.T
         if m.text_score:
-            it = m.item_text if items is None else m.item_text[items]
-            out = out + m.beta * (m.user_text[users] @ it.T)
+            out = out + text_score_term(m, users, items)
         return out
 
     @torch.no_grad()

@@ -83,7 +83,13 @@ from fusionrec.data.samplers import NegativeSampler
 from fusionrec.models.base import Capabilities
 from fusionrec.models.lightgcn import LightGCN, LightGCNConfig, LightGCNModule
 from fusionrec.models.lm_ease import text_features
-from fusionrec.models.lm_fused import LMTextConfig, TextModelMixin, text_stats
+from fusionrec.models.lm_fused import (
+    LMTextConfig,
+    TextModelMixin,
+    register_text_terms,
+    text_score_term,
+    text_stats,
+)
 from fusionrec.models.registry import register
 from fusionrec.nn.fusion import ModalityFusion
 from fusionrec.nn.graph import normalized_adjacency, to_torch_sparse
@@ -184,21 +190,8 @@ class LMLightGCNModule(LightGCNModule):
             self.register_buffer("cold_wts", wts.float(), persistent=False)
             self.register_buffer("cold_scale", torch.tensor(1.0))
         # text offsets of the layer-0 ID vectors (id_init="text"; loaded from the state after load)
-        self.has_offset = c.id_init == "text"
-        if self.has_offset:
-            off = id_offset if id_offset is not None else torch.zeros(n_users + n_items, d)
-            self.register_buffer("id_offset", off.float())
-        # text-similarity score term: users' and items' text profiles, fixed or trained β
-        self.text_score = c.text_score_weight > 0 or c.text_score_learned
-        self.beta: torch.Tensor | nn.Parameter
-        if c.text_score_learned:
-            self.beta = nn.Parameter(torch.tensor(c.text_score_weight))
-        else:
-            self.register_buffer("beta", torch.tensor(c.text_score_weight), persistent=False)
-        if self.text_score:
-            ut, it = score_text or (torch.zeros(n_users, bank.dim), torch.zeros(n_items, bank.dim))
-            self.register_buffer("user_text", ut.float())
-            self.register_buffer("item_text", it.float())
+        # text offsets of the ID vectors and the β text-similarity score term (lm_fused)
+        register_text_terms(self, c, True, n_users, n_items, d, bank.dim, id_offset, score_text)
         self.id_dropout = c.id_dropout
         self.bank = bank
         self.encoder_lr = c.encoder_lr
@@ -252,8 +245,7 @@ class LMLightGCNModule(LightGCNModule):
     def score(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         out = super().score(users, items)
         if self.text_score:
-            it = self.item_text if items is None else self.item_text[items]
-            out = out + self.beta * (self.user_text[users] @ it.T)
+            out = out + text_score_term(self, users, items)
         return out
 
     def propagated(self) -> torch.Tensor:
