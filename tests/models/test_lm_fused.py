@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _lm_data import make_groups
 from _torch_model_checks import check_model
 
 from fusionrec.models import get_model, load_model
 from fusionrec.models.lm_fused import LMMF
-
-
-@pytest.fixture(scope="module")
-def groups(tmp_path_factory):
-    from fusionrec.encoders import encode_items
-
-    ds, cs, cr = make_groups()
-    cache = tmp_path_factory.mktemp("emb")
-    return ds.with_item_embedding("text", encode_items(ds, cache_dir=cache)), cs, cr
 
 
 def test_conformance(groups, tmp_path):

@@ -5,22 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _lm_data import make_groups
 
 from fusionrec.models import get_model, load_model
 from fusionrec.models.lightgcn import LightGCNModule
 from fusionrec.models.lm_lightgcn import LMLightGCN
 from fusionrec.testing import check_recommender
-
-
-@pytest.fixture(scope="module")
-def groups(tmp_path_factory):
-    from fusionrec.encoders import encode_items
-
-    ds, cs, cr = make_groups()
-    cache = tmp_path_factory.mktemp("emb")
-    return ds.with_item_embedding("text", encode_items(ds, cache_dir=cache)), cs, cr
-
 
 FAST = {"epochs": 3, "batch_size": 16, "text_edges": 3, "device": "cpu"}
 

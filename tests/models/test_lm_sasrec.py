@@ -7,21 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from _lm_data import make_groups
 
 from fusionrec.models import get_model, load_model
 from fusionrec.models.lm_sasrec import LMSASRec
 from fusionrec.testing import check_recommender
-
-
-@pytest.fixture(scope="module")
-def groups(tmp_path_factory):
-    from fusionrec.encoders import encode_items
-
-    ds, cs, cr = make_groups()
-    cache = tmp_path_factory.mktemp("emb")
-    return ds.with_item_embedding("text", encode_items(ds, cache_dir=cache)), cs, cr
-
 
 FAST = {"epochs": 2, "max_len": 4, "batch_size": 8, "device": "cpu"}
 
