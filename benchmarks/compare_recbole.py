@@ -329,6 +329,17 @@ def run_fusionrec(row: ModelRow, timer: str, timeout: float) -> dict:
     )
 
 
+def recbole_env() -> dict[str, str]:
+    """Environment of a RecBole child process: this one's, without our virtualenv's Python
+    paths, with plain ``torch.load`` allowed (RecBole reloads its own checkpoints with it)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
 def run_recbole(
     row: ModelRow,
     py: Path,
@@ -337,13 +348,7 @@ def run_recbole(
     epochs: int | None = None,
     time_limit: float | None = None,
 ) -> dict:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-    }
-    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = (
-        "1"  # RecBole reloads its checkpoint with plain torch.load
-    )
-    env["PYTHONWARNINGS"] = "ignore"
+    env = recbole_env()
     cmd = [
         str(py),
         str(HERE / "_run_recbole.py"),

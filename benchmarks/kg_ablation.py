@@ -64,11 +64,9 @@ def _recbole_child(model: str, epochs: int, workdir: str, time_limit: float | No
 def _start_recbole(
     py: Path, model: str, epochs: int, log_dir: Path, time_limit: float | None = None
 ) -> tuple[subprocess.Popen, Path]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-    }
-    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # RecBole reloads its own checkpoint
-    env["PYTHONWARNINGS"] = "ignore"
+    from compare_recbole import recbole_env  # benchmarks/ is this script's folder
+
+    env = recbole_env()
     env["OMP_NUM_THREADS"] = "1"
     log = log_dir / f"recbole-{model}.log"
     cmd = [

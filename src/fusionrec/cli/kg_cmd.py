@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,17 @@ def _mean_row(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     return out
 
 
-def _ablation_rows(ds, sp_, seed, variants, ev, epochs, patience, params, log):
+def _ablation_rows(
+    ds: Any,
+    sp_: Any,
+    seed: int,
+    variants: list[str],
+    ev: Any,
+    epochs: int | None,
+    patience: int | None,
+    params: dict[str, dict[str, Any]] | None,
+    log: Any,
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(variant, row) for each variant fitted on one split."""
     from fusionrec.models import get_model
 
