@@ -7,7 +7,7 @@ when its dgl dependency can be imported) on the same protocol, in the same run.
 
 Protocol: RS 8:1:1 (per user, random order), split seed 2020 (or the mean over --seeds; RecBole: seed 2020), full ranking, top-10, train items
 masked (and valid items at test); early stopping on validation. Our variants come from
-``fusionrec.cli.kg_cmd.run_ablation`` with each model's own defaults (the BPR recipe for
+``fusionrec.experiment.ablation.run_ablation`` with each model's own defaults (the BPR recipe for
 mm_mf/cke: up to 200 epochs, patience 10) unless ``--epochs``/``--patience``/``--lr`` are given; RecBole runs in its own virtualenv (numpy<2) through
 ``benchmarks/_run_recbole.py``'s config, with the epoch budget given here, in a child process
 that runs while our variants train. RecBole's KGAT needs dgl (``KGAT.__init__`` builds a dgl
@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from fusionrec.cli.kg_cmd import run_ablation, write_ablation_report
     from fusionrec.data import load_dataset
+    from fusionrec.experiment.ablation import run_ablation, write_ablation_report
 
     torch.set_num_threads(a.threads)
     out = Path(a.output)

@@ -123,7 +123,7 @@ def prepare_ease(workdir: Path, model_dir: Path | None) -> tuple[Path, list[str]
 
     if model_dir is None:
         from fusionrec.data import load_dataset
-        from fusionrec.models.ease import EASE
+        from fusionrec.models.classic.ease import EASE
         from fusionrec.serving.catalog import write_catalog
 
         ds = load_dataset("ml-100k")
@@ -140,7 +140,7 @@ def prepare_synthetic(
     workdir: Path, n_items: int, dim: int, n_users: int, nprobe: int, candidates: int
 ) -> tuple[Path, list[str]]:
     from fusionrec.models.base import load_model
-    from fusionrec.models.static_embedding import StaticEmbedding
+    from fusionrec.models.classic.static_embedding import StaticEmbedding
     from fusionrec.serving.engine import ModelState, recommend, similar
 
     t0 = time.perf_counter()

@@ -21,10 +21,10 @@ import numpy as np
 from fusionrec.data import load_dataset
 from fusionrec.data.splits import split
 from fusionrec.evaluation.evaluator import Evaluator
+from fusionrec.models.composite.distill import Distilled, distill, parameter_count
+from fusionrec.models.composite.ensemble import Ensemble
+from fusionrec.models.composite.multitask import MultiTask, rating_rmse
 from fusionrec.models.registry import get_model
-from fusionrec.strategies.distill import Distilled, distill, parameter_count
-from fusionrec.strategies.ensemble import Ensemble
-from fusionrec.strategies.multitask import MultiTask, rating_rmse
 
 
 def _ms_per_user(model, n_users: int) -> float:

@@ -12,10 +12,10 @@ import yaml
 pytest.importorskip("optuna")
 
 from fusionrec.cli.main import main  # noqa: E402
-from fusionrec.config.experiment import load_config  # noqa: E402
 from fusionrec.data import Dataset  # noqa: E402
 from fusionrec.errors import ConfigError  # noqa: E402
-from fusionrec.training.tuning import set_path, tune  # noqa: E402
+from fusionrec.experiment.config import load_config  # noqa: E402
+from fusionrec.experiment.tuning import set_path, tune  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -152,11 +152,11 @@ def test_cli_tune_without_tune_section(tmp_path: Path, capsys):
 def test_trials_train_on_augmented_data_and_validate_on_the_real_split(monkeypatch):
     """``data.augment`` applies in tuning as in ``fusionrec train``: each trial's model is fitted
     on the augmented training split (the same augmentation as fit_and_evaluate's, same seed)."""
-    from fusionrec.config.experiment import config_from_dict
+    from fusionrec.data.augmentation import augment_interactions
     from fusionrec.experiment import prepare_data
-    from fusionrec.models.pop import Pop
-    from fusionrec.strategies.augmentation import augment_interactions
-    from fusionrec.training.tuning import default_objective
+    from fusionrec.experiment.config import config_from_dict
+    from fusionrec.experiment.tuning import default_objective
+    from fusionrec.models.classic.pop import Pop
 
     ds = _groups()
     base = {

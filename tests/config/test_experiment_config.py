@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from fusionrec.config import apply_overrides, config_from_dict, load_config
 from fusionrec.errors import ConfigError
+from fusionrec.experiment.config import apply_overrides, config_from_dict, load_config
 
 
 def test_yaml_loads_and_merges_train_section(tmp_path: Path):

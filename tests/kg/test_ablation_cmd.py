@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fusionrec.cli.kg_cmd import run_ablation, write_ablation_report
 from fusionrec.errors import ConfigError
+from fusionrec.experiment.ablation import run_ablation, write_ablation_report
 from fusionrec.testing import toy_dataset
 
 FAST = {"dim": 8, "batch_size": 128, "device": "cpu"}
@@ -32,7 +32,7 @@ def test_run_ablation_writes_table_json_and_chart(tmp_path):
 
 
 def test_run_ablation_skips_text_without_encoder_and_rejects_unknown(monkeypatch):
-    import fusionrec.cli.kg_cmd as kc
+    import fusionrec.experiment.ablation as kc
 
     monkeypatch.setattr(kc, "_text_embeddings", lambda ds: (None, "no encoder"))
     rep = run_ablation(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fusionrec.errors import ConfigError
-from fusionrec.models.kg import KGEmbeddings, link_prediction, split_triples, train_kge
+from fusionrec.models.kg.kge import KGEmbeddings, link_prediction, split_triples, train_kge
 from fusionrec.nn.kg import TransRModule, corrupt_triples, edge_softmax, kg_pair_loss
 from fusionrec.testing import toy_dataset
 

@@ -14,7 +14,7 @@ from fusionrec.data.synthetic import make_synthetic
 from fusionrec.errors import ConfigError
 from fusionrec.evaluation import Evaluator
 from fusionrec.models import get_model
-from fusionrec.models.kg import LossSchedule
+from fusionrec.models.kg.kge import LossSchedule
 from fusionrec.testing import check_recommender, toy_dataset
 
 FAST = {"epochs": 2, "batch_size": 128, "dim": 8, "device": "cpu", "patience": 0}

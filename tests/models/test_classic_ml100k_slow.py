@@ -11,10 +11,10 @@ import pytest
 
 from fusionrec.data import split
 from fusionrec.evaluation import Evaluator
-from fusionrec.models.bpr import BPR
-from fusionrec.models.ease import EASE
-from fusionrec.models.itemknn import ItemKNN
-from fusionrec.models.pop import Pop
+from fusionrec.models.classic.bpr import BPR
+from fusionrec.models.classic.ease import EASE
+from fusionrec.models.classic.itemknn import ItemKNN
+from fusionrec.models.classic.pop import Pop
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ import pytest
 import scipy.sparse as sp
 
 from fusionrec.data import Dataset
-from fusionrec.models.bpr import BPR
-from fusionrec.models.ease import EASE
-from fusionrec.models.itemknn import ItemKNN, item_cosine_topk
-from fusionrec.models.pop import Pop
+from fusionrec.models.classic.bpr import BPR
+from fusionrec.models.classic.ease import EASE
+from fusionrec.models.classic.itemknn import ItemKNN, item_cosine_topk
+from fusionrec.models.classic.pop import Pop
 from fusionrec.testing import checkerboard
 
 
@@ -124,7 +124,7 @@ def test_itemknn_shrink_and_topk_truncation() -> None:
 
 
 def test_itemknn_blocked_build_equals_one_block(monkeypatch) -> None:
-    import fusionrec.models.itemknn as knn
+    import fusionrec.models.classic.itemknn as knn
 
     rng = np.random.default_rng(0)
     x = sp.random(80, 50, density=0.15, random_state=rng, format="csr")
@@ -176,7 +176,7 @@ def test_bpr_batches_cover_every_interaction_once() -> None:
 def test_bpr_loss_value_and_item_vectors() -> None:
     import torch
 
-    from fusionrec.models.bpr import BPRModule
+    from fusionrec.models.classic.bpr import BPRModule
 
     mod = BPRModule(2, 3, 2, reg_weight=0.5)
     with torch.no_grad():

@@ -15,7 +15,7 @@ from fusionrec.errors import ConfigError
 from fusionrec.evaluation import auc
 from fusionrec.evaluation.ctr import ctr_examples, evaluate_ctr
 from fusionrec.models import get_model
-from fusionrec.models.deepfm import DeepFM
+from fusionrec.models.neural.deepfm import DeepFM
 
 FAST = dict(embedding_size=4, hidden=(8,), epochs=3, batch_size=128, lr=0.01, device="cpu")
 

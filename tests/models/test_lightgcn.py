@@ -11,7 +11,7 @@ import torch
 from _torch_model_checks import check_model, one_torch_thread  # noqa: F401
 
 from fusionrec.models import get_model
-from fusionrec.models.lightgcn import LightGCN
+from fusionrec.models.graph.lightgcn import LightGCN
 from fusionrec.nn.graph import normalized_adjacency, propagate, to_torch_sparse
 
 # 3 users x 3 items: u0-{i0,i1}, u1-{i1}, u2-{i1,i2}. Degrees: users 2,1,2; items 1,3,1.

@@ -7,7 +7,8 @@ import pytest
 
 from fusionrec.errors import ConfigError
 from fusionrec.models import get_model, load_model
-from fusionrec.models.lm_ease import LMEASE, text_features
+from fusionrec.models.text.lm_ease import LMEASE
+from fusionrec.models.text.toolkit import text_features
 from fusionrec.testing import check_recommender
 
 

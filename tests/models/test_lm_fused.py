@@ -7,7 +7,7 @@ import pytest
 from _torch_model_checks import check_model
 
 from fusionrec.models import get_model, load_model
-from fusionrec.models.lm_fused import LMMF
+from fusionrec.models.text.lm_mf import LMMF
 
 
 def test_conformance(groups, tmp_path):
@@ -94,7 +94,7 @@ def test_search_cli_on_a_tiny_model(groups, tmp_path, capsys):
 def test_text_score_term_adds_beta_times_the_users_text_profile(groups, tmp_path):
     """score(u, i) = the fused MF score + β·⟨mean text of u's items, text of i⟩ with a fixed β
     (training unchanged); ad-hoc users get their history's mean text; survives save/load."""
-    from fusionrec.models.lm_lightgcn import user_item_text
+    from fusionrec.models.text.toolkit import user_item_text
 
     ds, cold_s, cold_r = groups
     params = {"epochs": 20, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
@@ -116,7 +116,7 @@ def test_text_score_term_adds_beta_times_the_users_text_profile(groups, tmp_path
 
 
 def test_learned_text_score_weight_moves_and_enters_the_scores(groups):
-    from fusionrec.models.lm_lightgcn import user_item_text
+    from fusionrec.models.text.toolkit import user_item_text
 
     ds, _, _ = groups
     params = {"epochs": 10, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
@@ -133,7 +133,7 @@ def test_learned_text_score_weight_moves_and_enters_the_scores(groups):
 def test_text_initialised_ids_add_the_text_offsets_and_survive_save_load(groups, tmp_path):
     import torch
 
-    from fusionrec.models.lm_lightgcn import text_id_offsets
+    from fusionrec.models.text.toolkit import text_id_offsets
 
     ds, _, _ = groups
     m = get_model("lm_mf")(epochs=2, batch_size=16, id_init="text", device="cpu").fit(ds, seed=0)

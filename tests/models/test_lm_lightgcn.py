@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fusionrec.models import get_model, load_model
-from fusionrec.models.lightgcn import LightGCNModule
-from fusionrec.models.lm_lightgcn import LMLightGCN
+from fusionrec.models.graph.lightgcn import LightGCNModule
+from fusionrec.models.text.lm_lightgcn import LMLightGCN
 from fusionrec.testing import check_recommender
 
 FAST = {"epochs": 3, "batch_size": 16, "text_edges": 3, "device": "cpu"}
@@ -81,7 +81,8 @@ def test_cold_items_rank_for_textually_similar_users(groups, variant):
 
 
 def test_text_edges_link_each_item_to_its_nearest_texts():
-    from fusionrec.models.lm_lightgcn import text_augmented_adjacency, text_neighbours
+    from fusionrec.models.text.lm_lightgcn import text_augmented_adjacency
+    from fusionrec.models.text.toolkit import text_neighbours
 
     text = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [np.nan, 0.0]])
     nb = text_neighbours(text, 1)
@@ -112,7 +113,7 @@ def test_negatives_are_warm_and_save_load(groups, tmp_path):
 
 
 def test_text_id_offsets_project_text_on_its_principal_directions():
-    from fusionrec.models.lm_lightgcn import text_id_offsets
+    from fusionrec.models.text.toolkit import text_id_offsets
 
     # items 0, 1 read alike, item 2 reads the other way, item 3 has no text
     text = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [np.nan] * 3])
@@ -134,7 +135,7 @@ def test_text_id_offsets_project_text_on_its_principal_directions():
 
 
 def test_user_item_text_is_the_mean_of_the_users_normalised_texts():
-    from fusionrec.models.lm_lightgcn import user_item_text
+    from fusionrec.models.text.toolkit import user_item_text
 
     text = np.array([[3.0, 0.0], [1.0, 0.0], [0.0, 2.0], [np.nan, 0.0]])
     users, items = user_item_text(text, np.array([[1, 0, 1, 0], [0, 0, 0, 0]]))
@@ -149,7 +150,7 @@ def test_user_item_text_is_the_mean_of_the_users_normalised_texts():
 def test_text_score_term_adds_beta_times_text_similarity_and_ranks_cold_items(groups, tmp_path):
     """With no text in layer 0 and no text edges, cold items get no LightGCN signal; the text
     score term alone puts each user's own group's cold item first."""
-    from fusionrec.models.lm_lightgcn import user_item_text
+    from fusionrec.models.text.toolkit import user_item_text
 
     ds, cold_s, cold_r = groups
     params = {"epochs": 30, "batch_size": 16, "lr": 0.01, "patience": 0, "device": "cpu"}
@@ -168,7 +169,7 @@ def test_text_score_term_adds_beta_times_text_similarity_and_ranks_cold_items(gr
 
 
 def test_text_initialised_ids_start_from_the_text_offsets_and_survive_save_load(groups, tmp_path):
-    from fusionrec.models.lm_lightgcn import text_id_offsets
+    from fusionrec.models.text.toolkit import text_id_offsets
 
     ds, _, _ = groups
     m = LMLightGCN(epochs=2, batch_size=16, fusion="none", id_init="text", device="cpu")
@@ -186,7 +187,7 @@ def test_text_initialised_ids_start_from_the_text_offsets_and_survive_save_load(
 
 
 def test_learned_text_score_weight_is_trained_from_zero_and_used_in_scores(groups, tmp_path):
-    from fusionrec.models.lm_lightgcn import user_item_text
+    from fusionrec.models.text.toolkit import user_item_text
 
     ds, _, _ = groups
     m = LMLightGCN(
@@ -227,7 +228,7 @@ def test_plain_negatives_follow_lightgcns_draws_and_may_be_cold(groups):
 
 
 def test_warm_text_neighbours_weights_the_nearest_warm_texts_by_softmax():
-    from fusionrec.models.lm_lightgcn import warm_text_neighbours
+    from fusionrec.models.text.toolkit import warm_text_neighbours
 
     # unit vectors with mean zero (centring leaves them as they are); item 4 has no text
     text = np.array([[1.0, 0.0], [0.6, 0.8], [-0.6, -0.8], [-1.0, 0.0], [np.nan, 0.0]])
@@ -308,7 +309,7 @@ def test_cold_weight_is_chosen_on_validation_and_kept_after_load(groups, tmp_pat
     import pandas as pd
 
     from fusionrec.data import Dataset
-    from fusionrec.models.lm_ease import COLD_WEIGHT_GRID
+    from fusionrec.models.text.toolkit import COLD_WEIGHT_GRID
 
     ds, cold_s, cold_r = groups
     extra = [(u, i, 1000.0) for u in ds.users.ids for i in (cold_s if int(u[1:]) < 8 else cold_r)]

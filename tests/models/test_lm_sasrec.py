@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fusionrec.models import get_model, load_model
-from fusionrec.models.lm_sasrec import LMSASRec
+from fusionrec.models.text.lm_sasrec import LMSASRec
 from fusionrec.testing import check_recommender
 
 FAST = {"epochs": 2, "max_len": 4, "batch_size": 8, "device": "cpu"}

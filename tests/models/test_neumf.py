@@ -10,7 +10,7 @@ from _torch_model_checks import check_model, one_torch_thread  # noqa: F401
 
 from fusionrec.data import Dataset
 from fusionrec.models import get_model
-from fusionrec.models.neumf import NeuMF, NeuMFConfig, NeuMFModule
+from fusionrec.models.neural.neumf import NeuMF, NeuMFConfig, NeuMFModule
 from fusionrec.nn.losses import bce_loss
 
 

@@ -11,7 +11,7 @@ from _torch_model_checks import check_model, one_torch_thread  # noqa: F401
 
 from fusionrec.data import Dataset, split
 from fusionrec.models import get_model
-from fusionrec.models.sasrec import SASRec, pad_histories, training_windows
+from fusionrec.models.sequential.sasrec import SASRec, pad_histories, training_windows
 
 FAST = dict(
     hidden_size=16,
@@ -144,7 +144,7 @@ CL = dict(
 def test_info_nce_known_answer_and_identical_views_beat_shuffled():
     import torch
 
-    from fusionrec.models.sasrec import info_nce
+    from fusionrec.models.sequential.sasrec import info_nce
 
     e = torch.eye(2)
     # 4 views e1, e2, e1, e2: each has its pair at similarity 1 and two others at 0
@@ -204,7 +204,7 @@ def test_augment_copies_add_training_windows():
 def test_item_embeddings_is_the_one_lookup():
     import torch
 
-    from fusionrec.models.sasrec import SASRecModule
+    from fusionrec.models.sequential.sasrec import SASRecModule
 
     class Doubled(SASRecModule):
         def item_embeddings(self, codes):

@@ -6,7 +6,7 @@ import numpy as np
 from _torch_model_checks import check_model
 
 from fusionrec.models import get_model
-from fusionrec.models.text_seq import TextSeq
+from fusionrec.models.text.text_seq import TextSeq
 
 
 def test_conformance(groups, tmp_path):

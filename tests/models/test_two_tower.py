@@ -11,7 +11,7 @@ from _torch_model_checks import check_model, one_torch_thread  # noqa: F401
 
 from fusionrec.data import Dataset, split
 from fusionrec.models import get_model
-from fusionrec.models.two_tower import TwoTower
+from fusionrec.models.neural.two_tower import TwoTower
 
 FAST = dict(id_dim=8, feature_dim=4, hidden=(16,), out_dim=8, epochs=3, batch_size=32, device="cpu")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fusionrec.models.ease import EASE
+from fusionrec.models.classic.ease import EASE
 from fusionrec.serving.auth import KeyStore
 from fusionrec.serving.catalog import write_catalog
 from fusionrec.serving.settings import ServeSettings

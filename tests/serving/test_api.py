@@ -216,7 +216,7 @@ def test_auth_401_403(client, keys):
 
 
 def test_dependency_override_injects_model(settings, keys, tiny_model):
-    from fusionrec.models.pop import Pop
+    from fusionrec.models.classic.pop import Pop
 
     app = create_app(settings.model_copy(update={"model_dir": None}))
     pop = Pop().fit(_tiny_dataset(tiny_model))

@@ -10,7 +10,7 @@ import numpy as np
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from fusionrec.models.static_embedding import StaticEmbedding
+from fusionrec.models.classic.static_embedding import StaticEmbedding
 from fusionrec.serving import create_app
 from fusionrec.serving.auth import KeyStore
 from fusionrec.serving.deps import get_model_state

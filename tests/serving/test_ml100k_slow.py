@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from fusionrec.models.ease import EASE
+from fusionrec.models.classic.ease import EASE
 from fusionrec.serving import create_app
 from fusionrec.serving.auth import KeyStore
 from fusionrec.serving.catalog import write_catalog

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from fusionrec.cli.main import main as cli
 from fusionrec.errors import ConfigError
-from fusionrec.models.static_embedding import StaticEmbedding
+from fusionrec.models.classic.static_embedding import StaticEmbedding
 from fusionrec.rerank import mmr
 from fusionrec.serving import create_app
 from fusionrec.serving.ann import AnnIndex

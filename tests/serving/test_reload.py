@@ -8,7 +8,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from fusionrec.models.pop import Pop
+from fusionrec.models.classic.pop import Pop
 from fusionrec.serving import create_app
 from fusionrec.serving.engine import latest_version
 

@@ -8,8 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from fusionrec.data import Dataset
-from fusionrec.errors import ConfigError
-from fusionrec.strategies.augmentation import (
+from fusionrec.data.augmentation import (
     AugmentConfig,
     SequenceAugmenter,
     augment_interactions,
@@ -21,6 +20,7 @@ from fusionrec.strategies.augmentation import (
     substitute,
     unpack_sequences,
 )
+from fusionrec.errors import ConfigError
 
 # rows: 5 items, 3 items, 1 item, empty (codes = item index + 1, left-padded)
 SEQS = np.array(
@@ -234,7 +234,7 @@ def test_edge_dropout_drops_a_share_but_keeps_min_per_user():
 def test_example_config_validates():
     from pathlib import Path
 
-    from fusionrec.config.experiment import load_config
+    from fusionrec.experiment.config import load_config
     from fusionrec.models import get_model
 
     path = Path(__file__).parents[2] / "configs" / "sasrec_cl.yaml"
@@ -262,7 +262,7 @@ def test_substitute_mode_add_keeps_every_original_and_adds_each_substitute_once(
 
 
 def _tiny_config(augment):
-    from fusionrec.config.experiment import ExperimentConfig
+    from fusionrec.experiment.config import ExperimentConfig
 
     return ExperimentConfig.model_validate(
         {"data": {"name": "x", "augment": augment}, "model": {"name": "pop"}}
@@ -278,10 +278,10 @@ def test_data_augment_config_refuses_sequence_ops_and_empty_settings():
 
 
 def test_fit_and_evaluate_trains_on_augmented_data_but_masks_the_real_train():
-    from fusionrec.config.experiment import EvalConfig
     from fusionrec.data.splits import split
     from fusionrec.data.synthetic import make_synthetic
     from fusionrec.experiment import fit_and_evaluate
+    from fusionrec.experiment.config import EvalConfig
 
     ds = make_synthetic(n_users=60, n_items=40, n_interactions_per_user=8, seed=3)
     sp_ = split(ds, "rs", (0.8, 0.1, 0.1), seed=1)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
-from fusionrec.strategies.curriculum import (
+from fusionrec.training.curriculum import (
     CurriculumConfig,
     CurriculumNegativeSampler,
     skipped_ranks,

@@ -10,15 +10,15 @@ import torch
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import load_model
+from fusionrec.models.composite.distill import Distilled, distill, parameter_count
 from fusionrec.models.registry import get_model
-from fusionrec.strategies.curriculum import (
+from fusionrec.testing import check_recommender, checkerboard, toy_dataset
+from fusionrec.training.curriculum import (
     CurriculumConfig,
     CurriculumNegativeSampler,
     ProgressiveUnfreezing,
     pacing,
 )
-from fusionrec.strategies.distill import Distilled, distill, parameter_count
-from fusionrec.testing import check_recommender, checkerboard, toy_dataset
 
 FAST = {"epochs": 30, "batch_size": 64, "lr": 0.05, "patience": 0}
 

@@ -10,7 +10,7 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.evaluation.evaluator import Evaluator
 from fusionrec.models.base import ModelConfig, Recommender, load_model
-from fusionrec.strategies.ensemble import Ensemble, normalise_scores, rrf_scores
+from fusionrec.models.composite.ensemble import Ensemble, normalise_scores, rrf_scores
 from fusionrec.testing import check_recommender, toy_dataset
 
 

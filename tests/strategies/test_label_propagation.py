@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
-from fusionrec.strategies.label_propagation import (
+from fusionrec.models.composite.label_propagation import (
     LabelPropagation,
     propagate,
     user_knn_graph,

@@ -8,7 +8,7 @@ import pytest
 from fusionrec.data.splits import split
 from fusionrec.errors import ConfigError
 from fusionrec.evaluation.evaluator import Evaluator
-from fusionrec.strategies.multitask import MultiTask, _multi_hot, rating_rmse
+from fusionrec.models.composite.multitask import MultiTask, _multi_hot, rating_rmse
 from fusionrec.testing import check_recommender, checkerboard, toy_dataset
 
 FAST = {

@@ -7,11 +7,11 @@ import pytest
 
 from fusionrec.data.splits import split
 from fusionrec.evaluation.evaluator import Evaluator
+from fusionrec.models.composite.distill import Distilled, distill, parameter_count
+from fusionrec.models.composite.ensemble import Ensemble
+from fusionrec.models.composite.label_propagation import LabelPropagation
+from fusionrec.models.composite.multitask import MultiTask, rating_rmse
 from fusionrec.models.registry import get_model
-from fusionrec.strategies.distill import Distilled, distill, parameter_count
-from fusionrec.strategies.ensemble import Ensemble
-from fusionrec.strategies.label_propagation import LabelPropagation
-from fusionrec.strategies.multitask import MultiTask, rating_rmse
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from fusionrec.models import registry
-from fusionrec.strategies.distill import Distilled
-from fusionrec.strategies.ensemble import Ensemble
-from fusionrec.strategies.label_propagation import LabelPropagation
-from fusionrec.strategies.multitask import MultiTask
+from fusionrec.models.composite.distill import Distilled
+from fusionrec.models.composite.ensemble import Ensemble
+from fusionrec.models.composite.label_propagation import LabelPropagation
+from fusionrec.models.composite.multitask import MultiTask
 from fusionrec.testing import CHECKS, ConformanceError, check_recommender
 
 CASES = [

@@ -10,8 +10,8 @@ import torch
 
 from fusionrec.data import Dataset
 from fusionrec.errors import ConfigError
-from fusionrec.models.sasrec import SASRec
-from fusionrec.strategies.curriculum import ProgressiveUnfreezing as FromCurriculum
+from fusionrec.models.sequential.sasrec import SASRec
+from fusionrec.training.curriculum import ProgressiveUnfreezing as FromCurriculum
 from fusionrec.training.unfreeze import ProgressiveUnfreezing
 
 SMALL = dict(

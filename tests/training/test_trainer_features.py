@@ -194,7 +194,7 @@ def _crash_after(n: int):
 
 
 def test_resume_after_crash_gives_identical_weights(tiny, tmp_path, guard_mutation):
-    from fusionrec.models.neumf import NeuMF
+    from fusionrec.models.neural.neumf import NeuMF
 
     guard_mutation(tiny)
     train, valid = _split_tiny(tiny)
@@ -226,7 +226,7 @@ def test_resume_after_crash_gives_identical_weights(tiny, tmp_path, guard_mutati
 
 
 def test_run_folder_has_log_csv_png_and_no_pickle(tiny, tmp_path):
-    from fusionrec.models.neumf import NeuMF
+    from fusionrec.models.neural.neumf import NeuMF
 
     train, valid = _split_tiny(tiny)
     cfg = {**_RESUME_CFG, "epochs": 3}
@@ -248,7 +248,7 @@ def test_run_folder_has_log_csv_png_and_no_pickle(tiny, tmp_path):
 
 
 def test_resume_of_a_finished_run_returns_its_best(tiny, tmp_path):
-    from fusionrec.models.neumf import NeuMF
+    from fusionrec.models.neural.neumf import NeuMF
 
     train, valid = _split_tiny(tiny)
     cfg = {**_RESUME_CFG, "epochs": 2}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from fusionrec._fsutil import atomic_write_text  # noqa: F401  (re-exported for the commands)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -79,9 +80,3 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.2f}"
     return "" if v is None else str(v)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -20,9 +20,9 @@ def evaluate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """Re-evaluate a saved model on the test split it was trained for (full ranking)."""
-    from fusionrec.config.experiment import DataConfig
     from fusionrec.evaluation.evaluator import DEFAULT_METRICS, Evaluator
     from fusionrec.experiment import EXPERIMENT_FILE, split_for_model_dir
+    from fusionrec.experiment.config import DataConfig
     from fusionrec.models.base import load_model
 
     model = load_model(model_dir)

@@ -33,7 +33,6 @@ def quickstart(
     """Fetch a dataset (cached), split it, train and evaluate models, print a leaderboard."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from fusionrec.config.experiment import DataConfig, EvalConfig
     from fusionrec.experiment import (
         experiment_record,
         export_recommendations,
@@ -41,6 +40,7 @@ def quickstart(
         fit_and_evaluate,
         prepare_data,
     )
+    from fusionrec.experiment.config import DataConfig, EvalConfig
     from fusionrec.models.registry import get_model, list_models
 
     t_start = time.perf_counter()

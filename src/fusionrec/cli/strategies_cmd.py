@@ -31,8 +31,8 @@ def _params(pairs: list[str]) -> dict:
 
 
 def _run(name: str, params: dict, data: str, seed: int, output: Path | None) -> None:
-    from fusionrec.config.experiment import DataConfig, EvalConfig
     from fusionrec.experiment import experiment_record, fit_and_evaluate, prepare_data
+    from fusionrec.experiment.config import DataConfig, EvalConfig
 
     dcfg, ecfg = DataConfig(name=data), EvalConfig()
     _, sp = prepare_data(dcfg, seed)

@@ -51,9 +51,9 @@ def train_cmd(
     ),
 ) -> None:
     """Train and evaluate the model described by a config; save it under OUTPUT/models/<name>."""
-    from fusionrec.config.experiment import load_config
     from fusionrec.errors import ConfigError
     from fusionrec.experiment import run_experiment
+    from fusionrec.experiment.config import load_config
 
     overrides = list(set_) + ([f"data.protocol={protocol}"] if protocol else [])
     if config is None:

@@ -33,10 +33,10 @@ def tune_cmd(
     import optuna
     from pydantic import ValidationError
 
-    from fusionrec.config.experiment import load_config
-    from fusionrec.config.tuning import TuneConfig
     from fusionrec.errors import ConfigError
-    from fusionrec.training.tuning import tune
+    from fusionrec.experiment.config import load_config
+    from fusionrec.experiment.tuning import tune
+    from fusionrec.experiment.tuning_config import TuneConfig
 
     cfg = load_config(config, list(set_))
     if not cfg.tune:

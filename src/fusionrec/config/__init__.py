@@ -1,14 +1,8 @@
-"""Typed experiment configuration."""
+"""Typed configuration shared below the experiment layer: the ``ModelConfig`` base.
 
-from fusionrec.config.experiment import (
-    DataConfig,
-    EvalConfig,
-    ExperimentConfig,
-    ModelSpec,
-    ServeConfig,
-    apply_overrides,
-    config_from_dict,
-    load_config,
-)
+The experiment config (data, model, train, eval, serve) is ``fusionrec.experiment.config``.
+"""
 
-__all__ = ["ExperimentConfig", "DataConfig", "ModelSpec", "EvalConfig", "ServeConfig", "load_config", "apply_overrides", "config_from_dict"]
+from fusionrec.config.base import ModelConfig
+
+__all__ = ["ModelConfig"]

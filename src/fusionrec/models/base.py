@@ -21,9 +21,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from fusionrec._fsutil import replace_dir
+from fusionrec.config.base import ModelConfig
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.idmap import IdMap
 from fusionrec.errors import ConfigError, ModelStateError
@@ -32,12 +33,6 @@ from fusionrec.ranking import mask_seen, topk
 __all__ = ["Recommender", "ModelConfig", "Capabilities", "load_model", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
-
-
-class ModelConfig(BaseModel):
-    """Base of every model config: typed, frozen, unknown keys refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
 """Model registry: ``@register("name")`` on a Recommender subclass; look-up by name.
 
-Built-in models live in the modules listed in ``_BUILTIN_MODULES`` and are imported on first
-look-up (so ``import fusionrec`` stays light). Third-party models register through the
-``fusionrec.models`` entry-point group: ``name = "package.module:Class"``.
+Every model, built-in or third-party, is found through the ``fusionrec.models`` entry-point
+group (``name = "package.module:Class"``; fusionrec's own table is in its ``pyproject.toml``).
+``get_model(name)`` imports only that model's module, ``list_models()`` all of them; a module
+that fails to import raises an error naming the model instead of being skipped, and
+``import fusionrec`` stays light. Code may also call ``register`` directly (tests, notebooks).
+The registry sits at the bottom of ``models/`` so it imports no model family.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 from fusionrec.errors import ConfigError
@@ -17,41 +19,21 @@ from fusionrec.errors import ConfigError
 if TYPE_CHECKING:
     from fusionrec.models.base import Capabilities, Recommender
 
-__all__ = ["register", "get_model", "list_models", "ModelInfo"]
+__all__ = ["register", "get_model", "list_models", "ModelInfo", "FAMILIES", "family_of"]
 
 _REGISTRY: dict[str, type[Recommender]] = {}
-_LOADED = False
+ENTRY_POINT_GROUP = "fusionrec.models"
 
-# Each module registers its models when imported. Later issues append here.
-_BUILTIN_MODULES: tuple[str, ...] = (
-    # classic
-    "fusionrec.models.pop",
-    "fusionrec.models.itemknn",
-    "fusionrec.models.ease",
-    "fusionrec.models.bpr",
-    # deep, graph, sequential
-    "fusionrec.models.neumf",
-    "fusionrec.models.two_tower",
-    "fusionrec.models.deepfm",
-    "fusionrec.models.lightgcn",
-    "fusionrec.models.sasrec",
-    "fusionrec.models.static_embedding",
-    # language-model enhanced
-    "fusionrec.models.lm_fused",
-    "fusionrec.models.text_seq",
-    "fusionrec.models.lm_ease",
-    "fusionrec.models.lm_lightgcn",
-    "fusionrec.models.lm_sasrec",
-    # knowledge graph / multimodal
-    "fusionrec.models.kg",
-    "fusionrec.models.cke",
-    "fusionrec.models.kgat",
-    # strategies that are models
-    "fusionrec.strategies.ensemble",
-    "fusionrec.strategies.multitask",
-    "fusionrec.strategies.distill",
-    "fusionrec.strategies.label_propagation",
-)
+#: family folder under ``fusionrec.models`` -> what it holds (the order of ``fusionrec models``).
+FAMILIES: dict[str, str] = {
+    "classic": "classic collaborative filtering",
+    "neural": "deep models over ids and features",
+    "graph": "graph models",
+    "sequential": "sequential models",
+    "text": "pretrained language models",
+    "kg": "knowledge graph / multimodal",
+    "composite": "models made of other models",
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +43,7 @@ class ModelInfo:
     config_schema: dict[str, Any]
     capabilities: Capabilities
     summary: str
+    family: str
 
 
 def register(name: str):
@@ -77,37 +60,58 @@ def register(name: str):
     return deco
 
 
-def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a module of a later issue not present yet
-            if e.name != mod:
-                raise
-    for ep in entry_points(group="fusionrec.models"):
+def _entry_points() -> dict[str, EntryPoint]:
+    out: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        out.setdefault(ep.name.lower(), ep)
+    return out
+
+
+def _load(name: str, ep: EntryPoint) -> None:
+    try:
         cls = ep.load()
-        if ep.name.lower() not in _REGISTRY:
-            register(ep.name)(cls)
+    except Exception as e:  # a broken model module must name itself, never vanish
+        raise ConfigError(f"model {name!r} ({ep.value}) failed to import: {type(e).__name__}: {e}") from e
+    if name not in _REGISTRY:
+        register(name)(cls)
+    elif _REGISTRY[name] is not cls:
+        raise ConfigError(f"entry point {name!r} -> {ep.value} but {name!r} is registered by {_REGISTRY[name].__qualname__}")
 
 
 def get_model(name: str) -> type[Recommender]:
     """The Recommender class registered under ``name``."""
-    _load_all()
+    key = name.lower()
+    if key not in _REGISTRY:
+        eps = _entry_points()
+        if key in eps:
+            _load(key, eps[key])
     try:
-        return _REGISTRY[name.lower()]
+        return _REGISTRY[key]
     except KeyError:
+        _load_all()
         raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def _load_all() -> None:
+    for key, ep in _entry_points().items():
+        if key not in _REGISTRY:
+            _load(key, ep)
+
+
+def family_of(cls: type) -> str:
+    """The family folder of a model class ('classic', 'text', ...; 'plugin' for others)."""
+    parts = cls.__module__.split(".")
+    if len(parts) >= 3 and parts[:2] == ["fusionrec", "models"] and parts[2] in FAMILIES:
+        return parts[2]
+    return "plugin"
+
+
 def list_models() -> list[ModelInfo]:
+    """Every registered model, sorted by name."""
     _load_all()
     out = []
     for name in sorted(_REGISTRY):
         cls = _REGISTRY[name]
         doc = (cls.__doc__ or "").strip().splitlines()
-        out.append(ModelInfo(name, cls, cls.Config.model_json_schema(), cls.capabilities, doc[0] if doc else ""))
+        out.append(ModelInfo(name, cls, cls.Config.model_json_schema(), cls.capabilities, doc[0] if doc else "", family_of(cls)))
     return out

@@ -30,9 +30,6 @@ __all__ = [
     "user_vectors_of",
 ]
 
-# importing registers the "static_embedding" model so saved synthetic models load
-from fusionrec.models import static_embedding as _static_embedding  # noqa: E402,F401
-
 
 def user_vectors_of(model: Recommender) -> np.ndarray | None:
     """The model's user vectors when it offers the optional ``user_vectors()`` protocol

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fusionrec.models.base import ModelConfig
+from fusionrec.config.base import ModelConfig
 
 __all__ = ["TrainConfig"]
 

@@ -107,7 +107,7 @@ def user_tag_matrix(
 ) -> pd.DataFrame:
     """Users × tags interest matrix: each user's share of interactions per tag of ``field`` (an
     item ``token``/``token_seq`` feature), propagated over the user kNN graph. Index = user ids."""
-    from fusionrec.strategies.multitask import _multi_hot
+    from fusionrec.models.composite.multitask import _multi_hot
 
     if dataset.item_features is None or field not in dataset.item_features.columns:
         raise ConfigError(f"dataset {dataset.name!r} has no item feature {field!r} to propagate")

@@ -30,15 +30,16 @@ from pydantic import Field
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.encoders.text import DEFAULT_TEXT_MODEL
-from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities, ModelConfig
-from fusionrec.models.ease import EASE, ease_weights, interaction_gram
+from fusionrec.models.classic.ease import EASE, ease_weights, interaction_gram
 from fusionrec.models.registry import register
+from fusionrec.models.text.toolkit import (
+    COLD_WEIGHT_GRID,
+    text_features,
+)
 
 __all__ = ["LMEASE", "LMEASEConfig", "text_features", "COLD_WEIGHT_GRID"]
 
-#: Candidate cold-item weights tried on the validation set (ties keep the earlier value).
-COLD_WEIGHT_GRID: tuple[float, ...] = (1.0, 0.5, 0.25, 0.0, 1.5, 2.0)
 
 
 class LMEASEConfig(ModelConfig):
@@ -66,22 +67,6 @@ class LMEASEConfig(ModelConfig):
     """Refuse to fit above this many items (the dense n_items² solve would not fit in memory)."""
 
 
-def text_features(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centred, L2-normalised text features and a mask of the items that have text.
-
-    Rows with NaN (item without text) or all zeros are missing: they come out as zeros."""
-    m = np.asarray(matrix, dtype=np.float64)
-    if m.ndim != 2:
-        raise ConfigError(f"text embedding matrix must be 2-d, got shape {m.shape}")
-    has = ~np.isnan(m).any(1)
-    m = np.where(has[:, None], m, 0.0)
-    has &= np.abs(m).sum(1) > 0
-    if has.any():
-        m = m - m[has].mean(0)
-    m[~has] = 0.0
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    f = np.divide(m, norms, out=np.zeros_like(m), where=norms > 1e-12)
-    return f, has
 
 
 @register("lm_ease")

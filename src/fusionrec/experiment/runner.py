@@ -15,19 +15,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusionrec.config.experiment import DataConfig, EvalConfig, ExperimentConfig
+from fusionrec.data.augmentation import AugmentConfig
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.splits import Split, split
 from fusionrec.evaluation.evaluator import EvalResult, Evaluator
+from fusionrec.experiment.config import DataConfig, EvalConfig, ExperimentConfig
 from fusionrec.models.base import Recommender, load_model
 from fusionrec.models.registry import get_model
-from fusionrec.strategies.augmentation import AugmentConfig
 
 __all__ = [
     "RunResult",
     "prepare_data",
     "fit_and_evaluate",
     "run_experiment",
+    "experiment_record",
+    "training_data",
     "export_split",
     "export_recommendations",
     "split_for_model_dir",
@@ -79,7 +81,7 @@ def training_data(sp: Split, augment: AugmentConfig | None, seed: int) -> Any:
     set (``data.augment``). Evaluation always masks the real ``sp.train``."""
     if augment is None:
         return sp.train
-    from fusionrec.strategies.augmentation import augment_interactions
+    from fusionrec.data.augmentation import augment_interactions
 
     train = augment_interactions(sp.train, augment, np.random.default_rng(seed))
     log.info(

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fusionrec.config.tuning import ParamSpec, TuneConfig
 from fusionrec.errors import ConfigError
+from fusionrec.experiment.tuning_config import ParamSpec, TuneConfig
 
 __all__ = ["tune", "TuneResult", "default_objective", "set_path", "Objective"]
 
@@ -96,8 +96,8 @@ def default_objective(metric: str = "ndcg@10", dataset=None) -> Objective:
     cache = _DataCache(dataset)
 
     def objective(config: dict[str, Any], report: Callable[[int, float], None]) -> float:
-        from fusionrec.config.experiment import config_from_dict
         from fusionrec.evaluation import Evaluator
+        from fusionrec.experiment.config import config_from_dict
         from fusionrec.models.registry import get_model
         from fusionrec.models.torch_base import TorchRecommender
 

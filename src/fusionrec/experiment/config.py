@@ -19,8 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fusionrec.data.augmentation import AugmentConfig
 from fusionrec.errors import ConfigError
-from fusionrec.strategies.augmentation import AugmentConfig
 
 __all__ = [
     "ExperimentConfig",

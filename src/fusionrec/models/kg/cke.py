@@ -33,7 +33,7 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
-from fusionrec.models.kg import JointConfig, kg_triples
+from fusionrec.models.kg.kge import JointConfig, kg_triples
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.fusion import ModalityFusion

@@ -21,8 +21,8 @@ from torch import nn
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
-from fusionrec.models.lm_fused import LMTextConfig, TextModelMixin
 from fusionrec.models.registry import register
+from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.transformer import CausalTransformer, LayerNorm
 

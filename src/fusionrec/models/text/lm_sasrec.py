@@ -4,7 +4,7 @@ embedding passed through a learned adapter.
 item vector = ModalityFusion(kind = config ``fusion``)(ID embedding, MoEAdapter(centred text)),
 used everywhere SASRec embeds an item (input sequence, negatives, tied output weights) through
 ``SASRecModule.item_embeddings``; the transformer, training windows and losses are SASRec's
-(``fusionrec.models.sasrec``). Items without training interactions have their ID part masked,
+(``fusionrec.models.sequential.sasrec``). Items without training interactions have their ID part masked,
 so they are their adapted text and can be recommended; they are left out of the training
 softmax (as negatives they would teach the adapter that their text is bad). Warm items hide
 their ID part with probability ``id_dropout`` while training.
@@ -22,10 +22,10 @@ from torch import nn
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
-from fusionrec.models.lm_fused import LMTextConfig, TextModelMixin, text_stats
 from fusionrec.models.registry import register
-from fusionrec.models.sasrec import SASRec, SASRecConfig, SASRecModule
-from fusionrec.models.text_seq import MoEAdapter
+from fusionrec.models.sequential.sasrec import SASRec, SASRecConfig, SASRecModule
+from fusionrec.models.text.text_seq import MoEAdapter
+from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin, text_stats
 from fusionrec.nn.fusion import ModalityFusion
 
 __all__ = ["LMSASRec", "LMSASRecConfig", "LMSASRecModule"]

@@ -9,7 +9,7 @@
 - **Layer-0 fusion** (``fusion`` != "none"): the items' layer-0 vectors are
   ModalityFusion(ID embedding, centred text embedding) (add / concat / gate / attention).
 
-Propagation, layer-mean readout and the BPR loss are LightGCN's (``fusionrec.models.lightgcn``).
+Propagation, layer-mean readout and the BPR loss are LightGCN's (``fusionrec.models.graph.lightgcn``).
 Cold items (no training interactions) have their ID part masked (it never learned anything);
 an item with no edges at all reads out its layer-0 vector undivided by the number of layers, on
 the scale of the other items. With ``warm_negatives`` training negatives are drawn among warm
@@ -81,16 +81,20 @@ from torch import nn
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.models.base import Capabilities
-from fusionrec.models.lightgcn import LightGCN, LightGCNConfig, LightGCNModule
-from fusionrec.models.lm_ease import text_features
-from fusionrec.models.lm_fused import (
+from fusionrec.models.graph.lightgcn import LightGCN, LightGCNConfig, LightGCNModule
+from fusionrec.models.registry import register
+from fusionrec.models.text.toolkit import (
+    COLD_WEIGHT_GRID,
     LMTextConfig,
     TextModelMixin,
     register_text_terms,
+    text_id_offsets,
+    text_neighbours,
     text_score_term,
     text_stats,
+    user_item_text,
+    warm_text_neighbours,
 )
-from fusionrec.models.registry import register
 from fusionrec.nn.fusion import ModalityFusion
 from fusionrec.nn.graph import normalized_adjacency, to_torch_sparse
 from fusionrec.nn.losses import bpr_loss
@@ -262,51 +266,8 @@ class LMLightGCNModule(LightGCNModule):
         return groups + self.bank.param_groups(self.encoder_lr)
 
 
-def text_neighbours(text: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """(n_items, k) indices of each item's k textually nearest other items (cosine of centred,
-    normalised embeddings; -1 where an item has no text or fewer than k others have text)."""
-    f, has = text_features(text)
-    n = f.shape[0]
-    out = np.full((n, k), -1, np.int64)
-    k_eff = min(k, int(has.sum()) - 1)
-    if k_eff < 1:
-        return out
-    for s in range(0, n, block):
-        sim = f[s : s + block] @ f.T
-        sim[:, ~has] = -np.inf
-        sim[np.arange(sim.shape[0]), np.arange(s, s + sim.shape[0])] = -np.inf
-        top = np.argpartition(-sim, k_eff - 1, axis=1)[:, :k_eff]
-        out[s : s + block, :k_eff] = top
-    out[~has] = -1
-    return out
 
 
-def warm_text_neighbours(
-    text: np.ndarray, warm: np.ndarray, k: int, temperature: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cold rows, (n_cold, k) neighbours, (n_cold, k) weights): for every item with text and
-    without training interactions (``warm`` False), its ``k`` textually nearest warm items with
-    text (cosine of centred, normalised embeddings) and softmax weights over those cosines at
-    ``temperature`` (each row sums to 1). With fewer than k such warm items the missing slots
-    point at item 0 with weight 0; with none, no item gets a row."""
-    f, has = text_features(text)
-    warm = np.asarray(warm, dtype=bool)
-    cold = np.flatnonzero(~warm & has)
-    donors = np.flatnonzero(warm & has)
-    k_eff = min(k, len(donors))
-    nbrs = np.zeros((0, k), np.int64)
-    wts = np.zeros((0, k), np.float32)
-    if k_eff < 1 or len(cold) == 0:
-        return np.zeros(0, np.int64), nbrs, wts
-    sim = f[cold] @ f[donors].T
-    top = np.argpartition(-sim, k_eff - 1, axis=1)[:, :k_eff]
-    s = np.take_along_axis(sim, top, axis=1)
-    z = np.exp((s - s.max(1, keepdims=True)) / temperature)
-    nbrs = np.zeros((len(cold), k), np.int64)
-    wts = np.zeros((len(cold), k), np.float32)
-    nbrs[:, :k_eff] = donors[top]
-    wts[:, :k_eff] = z / z.sum(1, keepdims=True)
-    return cold.astype(np.int64), nbrs, wts
 
 
 def text_augmented_adjacency(
@@ -334,42 +295,8 @@ def text_augmented_adjacency(
     return out
 
 
-def text_id_offsets(
-    text: np.ndarray, interactions: sp.spmatrix, dim: int, std: float
-) -> np.ndarray:
-    """(n_users + n_items, dim) layer-0 offsets, users first: each item's centred text projected
-    on the top ``dim`` principal directions of the items' texts (zero without text), each user's
-    the mean of their training items' offsets; items and users each rescaled to ``std`` per
-    coordinate (the missing directions of a catalogue with fewer texts than ``dim`` stay 0)."""
-    f, has = text_features(text)
-    items = np.zeros((f.shape[0], dim))
-    if has.sum() > 1:
-        x = f[has] - f[has].mean(0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        k = min(dim, vt.shape[0])
-        items[has, :k] = x @ vt[:k].T
-    r = sp.csr_matrix(interactions, dtype=np.float64, copy=True)
-    r.data[:] = 1.0
-    n = np.asarray(r.sum(1)).ravel()
-    users = (r @ items) / np.maximum(n, 1)[:, None]
-
-    def rescale(m: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        s = m[rows].std() if rows.any() else 0.0
-        return m * (std / s) if s > 1e-12 else m
-
-    out = np.concatenate([rescale(users, n > 0), rescale(items, has)])
-    return out.astype(np.float32)
 
 
-def user_item_text(text: np.ndarray, interactions: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
-    """(users' text profiles, items' text vectors): items' centred, L2-normalised text (zero
-    without text) and each user's mean of it over their training items (zero without any)."""
-    f, _ = text_features(text)
-    r = sp.csr_matrix(interactions, dtype=np.float64, copy=True)
-    r.data[:] = 1.0
-    n = np.asarray(r.sum(1)).ravel()
-    users = (r @ f) / np.maximum(n, 1)[:, None]
-    return users.astype(np.float32), f.astype(np.float32)
 
 
 def warm_negatives(
@@ -466,7 +393,6 @@ class LMLightGCN(TextModelMixin, LightGCN):
         if valid is None or valid.n_interactions == 0:
             return 1.0
         from fusionrec.evaluation.evaluator import Evaluator
-        from fusionrec.models.lm_ease import COLD_WEIGHT_GRID
 
         ev = Evaluator(metrics=("ndcg",), ks=(10,))
         best, best_w = -1.0, 1.0

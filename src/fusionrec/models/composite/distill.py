@@ -33,12 +33,12 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities, Recommender, load_model
+from fusionrec.models.composite.ensemble import MemberSpec, normalise_scores
 from fusionrec.models.registry import get_model, register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.ranking import mask_seen, topk
-from fusionrec.strategies.curriculum import CurriculumConfig, CurriculumNegativeSampler
-from fusionrec.strategies.ensemble import MemberSpec, normalise_scores
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.curriculum import CurriculumConfig, CurriculumNegativeSampler
 
 __all__ = ["Distilled", "DistillConfig", "distill", "parameter_count", "teacher_score_matrix"]
 

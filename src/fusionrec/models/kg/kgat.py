@@ -30,7 +30,7 @@ from torch import nn
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.models.base import Capabilities
-from fusionrec.models.kg import JointConfig
+from fusionrec.models.kg.kge import JointConfig
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.kg import (

@@ -16,7 +16,7 @@ predictions see train + valid). ``score_histories`` scores ad-hoc histories (unk
 Augmentation (off by default; with it off the model trains exactly as without these fields):
 
 - ``cl_weight > 0`` adds a CL4SRec-style contrastive term: two augmented views of each training
-  window's input (ops from ``augment``, see ``fusionrec.strategies.augmentation``), encoded to
+  window's input (ops from ``augment``, see ``fusionrec.data.augmentation``), encoded to
   their last-position representation, and InfoNCE over the batch (:func:`info_nce`: each view's
   positive is the other view of the same sequence, the other 2B - 2 views are negatives). The
   loss is then the dict ``{"rec": next-item loss, "cl": cl_weight * InfoNCE}``, logged per term.
@@ -39,12 +39,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from fusionrec.data.dataset import Dataset
-from fusionrec.models.base import Capabilities
-from fusionrec.models.registry import register
-from fusionrec.models.torch_base import TorchRecommender
-from fusionrec.nn.transformer import CausalTransformer
-from fusionrec.strategies.augmentation import (
+from fusionrec.data.augmentation import (
     AugmentConfig,
     AugmentOp,
     SequenceAugmenter,
@@ -52,6 +47,11 @@ from fusionrec.strategies.augmentation import (
     pack_sequences,
     unpack_sequences,
 )
+from fusionrec.data.dataset import Dataset
+from fusionrec.models.base import Capabilities
+from fusionrec.models.registry import register
+from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.nn.transformer import CausalTransformer
 from fusionrec.training.config import TrainConfig
 
 __all__ = [

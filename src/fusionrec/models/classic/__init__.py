@@ -1,0 +1,1 @@
+"""Classic collaborative filtering: Pop, ItemKNN, EASE, BPR-MF, and fixed-embedding serving."""

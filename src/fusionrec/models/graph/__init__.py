@@ -1,0 +1,1 @@
+"""Graph models over the user-item graph: LightGCN."""

@@ -1,0 +1,1 @@
+"""Knowledge-graph and multimodal models: KG embeddings (TransE/TransR), mm_mf, CKE, KGAT."""

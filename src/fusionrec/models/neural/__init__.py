@@ -1,0 +1,1 @@
+"""Deep models over ids and features: NeuMF, two-tower, DeepFM."""

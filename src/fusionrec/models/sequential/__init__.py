@@ -1,0 +1,1 @@
+"""Sequential models over a user's ordered history: SASRec."""
