@@ -35,7 +35,10 @@ from fusionrec.models.classic.ease import EASE, ease_weights, interaction_gram
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import (
     COLD_WEIGHT_GRID,
+    borrow_columns,
+    choose_cold_weight,
     text_features,
+    warm_text_neighbours,
 )
 
 __all__ = ["LMEASE", "LMEASEConfig", "text_features", "COLD_WEIGHT_GRID"]
@@ -89,50 +92,27 @@ class LMEASE(EASE):
         c = self.config
         g = interaction_gram(dataset, c.max_items, "lm_ease")
         pop = g.diagonal().copy()
-        f, has_text = text_features(self._text_matrix(dataset))
+        text = self._text_matrix(dataset)
+        f, has_text = text_features(text)
         if c.text_weight > 0 and has_text.any():
             alpha = c.text_weight * max(float(pop.mean()), 1e-12)
             g += alpha * (f @ f.T)
         b = ease_weights(g, c.reg_weight)
         warm = pop > 0
-        cold = np.flatnonzero(~warm & has_text)
-        donors = np.flatnonzero(warm & has_text)
         b[:, ~warm] = 0.0
-        if len(cold) and len(donors):
-            b[:, cold] = b[:, donors] @ self._cold_weights(f[cold], f[donors]).T
-            b[cold, cold] = 0.0
+        cold, nbrs, wts = warm_text_neighbours(text, warm, c.cold_neighbors, c.cold_temperature)
+        borrow_columns(b, cold, nbrs, wts)
+        b[cold, cold] = 0.0
         self.B_ = b.astype(np.float32)
-        self.cold_weight_ = self._choose_cold_weight(cold, dataset, valid) if len(cold) else 1.0
-        self.B_[:, cold] *= self.cold_weight_
+        self.cold_weight_ = 1.0
+        if len(cold):
+            full = self.B_[:, cold].copy()
 
-    def _choose_cold_weight(self, cold: np.ndarray, train: Dataset, valid: Dataset | None) -> float:
-        if self.config.cold_weight is not None:
-            return float(self.config.cold_weight)
-        if valid is None or valid.n_interactions == 0:
-            return 1.0
-        from fusionrec.evaluation.evaluator import Evaluator
+            def set_weight(w: float) -> None:
+                self.B_[:, cold] = w * full
 
-        ev = Evaluator(metrics=("ndcg",), ks=(10,))
-        full = self.B_[:, cold].copy()
-        best, best_w = -1.0, 1.0
-        for w in COLD_WEIGHT_GRID:
-            self.B_[:, cold] = w * full
-            v = ev.evaluate(self, valid, exclude=(train,))["ndcg@10"]
-            if v > best + 1e-9:
-                best, best_w = v, w
-        self.B_[:, cold] = full
-        return best_w
-
-    def _cold_weights(self, cold_f: np.ndarray, donor_f: np.ndarray) -> np.ndarray:
-        """(n_cold, n_donors) row-stochastic weights over each cold item's nearest donors."""
-        k = min(self.config.cold_neighbors, donor_f.shape[0])
-        sim = cold_f @ donor_f.T
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        s = np.take_along_axis(sim, top, axis=1)
-        z = np.exp((s - s.max(1, keepdims=True)) / self.config.cold_temperature)
-        w = np.zeros_like(sim)
-        np.put_along_axis(w, top, z / z.sum(1, keepdims=True), axis=1)
-        return w
+            self.cold_weight_ = choose_cold_weight(self, set_weight, c.cold_weight, dataset, valid)
+            set_weight(self.cold_weight_)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {**super()._get_state(), "cold_weight": np.array([self.cold_weight_], np.float64)}

@@ -84,9 +84,9 @@ from fusionrec.models.base import Capabilities
 from fusionrec.models.graph.lightgcn import LightGCN, LightGCNConfig, LightGCNModule
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import (
-    COLD_WEIGHT_GRID,
     LMTextConfig,
     TextModelMixin,
+    choose_cold_weight,
     register_text_terms,
     text_id_offsets,
     text_neighbours,
@@ -386,22 +386,10 @@ class LMLightGCN(TextModelMixin, LightGCN):
             self.module_.cold_scale.fill_(w)
 
     def _choose_cold_weight(self, train: Dataset, valid: Dataset | None) -> float:
-        """``cold_weight``, or the grid value with the best validation NDCG@10 (ties keep the
-        earlier value; 1 without a validation set)."""
-        if self.config.cold_weight is not None:
-            return float(self.config.cold_weight)
-        if valid is None or valid.n_interactions == 0:
-            return 1.0
-        from fusionrec.evaluation.evaluator import Evaluator
-
-        ev = Evaluator(metrics=("ndcg",), ks=(10,))
-        best, best_w = -1.0, 1.0
-        for w in COLD_WEIGHT_GRID:
-            self.module_.cold_scale.fill_(w)
-            v = ev.evaluate(self, valid, exclude=(train,))["ndcg@10"]
-            if v > best + 1e-9:
-                best, best_w = v, w
-        return best_w
+        """``cold_weight``, or the grid value with the best validation NDCG@10."""
+        return choose_cold_weight(
+            self, self.module_.cold_scale.fill_, self.config.cold_weight, train, valid
+        )
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
         self._start_epoch_text()

@@ -309,3 +309,40 @@ class TextModelMixin:
         sims = (m @ q) / np.maximum(np.linalg.norm(m, axis=1) * np.linalg.norm(q), 1e-12)
         top = np.argsort(-sims, kind="stable")[:k]
         return [(str(self.items_.ids[i]), float(sims[i])) for i in top]
+
+
+def borrow_columns(b: np.ndarray, rows: np.ndarray, nbrs: np.ndarray, wts: np.ndarray) -> None:
+    """In place: column ``rows[c]`` of ``b`` becomes the ``wts[c]``-weighted sum of the columns
+    ``nbrs[c]`` (a cold item's column read out from its warm text neighbours, as returned by
+    ``warm_text_neighbours``). A sparse (n_cold, n_items) weight matrix keeps memory at
+    O(n_items x n_cold) whatever the neighbour count."""
+    if len(rows) == 0:
+        return
+    n_cold, k = nbrs.shape
+    w = sp.csr_matrix(
+        (wts.ravel().astype(b.dtype), (np.repeat(np.arange(n_cold), k), nbrs.ravel())),
+        shape=(n_cold, b.shape[1]),
+    )
+    b[:, rows] = np.asarray((w @ b.T).T)
+
+
+def choose_cold_weight(
+    model: Any, set_weight: Any, fixed: float | None, train: Dataset, valid: Dataset | None
+) -> float:
+    """The cold items' read-out weight: ``fixed`` when given; else the ``COLD_WEIGHT_GRID`` value
+    with the best validation NDCG@10 (``set_weight(w)`` applies a candidate to ``model``; ties
+    keep the earlier value); 1 without a validation set. The caller applies the result."""
+    if fixed is not None:
+        return float(fixed)
+    if valid is None or valid.n_interactions == 0:
+        return 1.0
+    from fusionrec.evaluation.evaluator import Evaluator
+
+    ev = Evaluator(metrics=("ndcg",), ks=(10,))
+    best, best_w = -1.0, 1.0
+    for w in COLD_WEIGHT_GRID:
+        set_weight(w)
+        v = ev.evaluate(model, valid, exclude=(train,))["ndcg@10"]
+        if v > best + 1e-9:
+            best, best_w = v, w
+    return best_w
