@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -25,10 +26,12 @@ from pydantic import ValidationError
 
 from fusionrec._fsutil import replace_dir
 from fusionrec.config.base import ModelConfig
+from fusionrec.config.vocabulary import RUN_KEYS, split_run_keys
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.idmap import IdMap
 from fusionrec.errors import ConfigError, ModelStateError
 from fusionrec.ranking import mask_seen, topk
+from fusionrec.training.options import FitOptions, fit_options
 
 __all__ = ["Recommender", "ModelConfig", "Capabilities", "load_model", "FORMAT_VERSION"]
 
@@ -67,26 +70,48 @@ class Recommender(ABC):
     needs_configuration: ClassVar[str | None] = None
 
     def __init__(self, config: ModelConfig | dict | None = None, **params: Any) -> None:
+        run: dict[str, Any] = {}
         try:
-            if config is None:
-                config = self.Config(**params)
-            elif isinstance(config, dict):
-                config = self.Config(**{**config, **params})
+            if params:
+                params = self.Config.normalise_params(params)
+            if isinstance(config, dict):
+                config = self.Config.normalise_params(config)
+            if config is None or isinstance(config, dict):
+                merged, run = split_run_keys({**(config or {}), **params}, self.Config.model_fields)
+                config = self.Config(**merged)
             elif params:
-                config = self.Config(**{**config.model_dump(), **params})
+                merged, run = split_run_keys(params, self.Config.model_fields)
+                config = self.Config(**{**config.model_dump(), **merged})
         except ValidationError as e:
             raise ConfigError(f"invalid parameters for model {self.name!r}: {_pretty(e)}") from None
         if not isinstance(config, self.Config):
             raise ConfigError(f"model {self.name!r} needs a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
+        #: Run options used when ``fit`` gets none (run keys given to the constructor, deprecated).
+        self.default_options: FitOptions = FitOptions()
+        if run:
+            warnings.warn(
+                f"model {self.name!r}: {', '.join(sorted(run))} describe the run, not the model; "
+                "pass fit(..., options=FitOptions(...)) instead (kept as this instance's default, never saved)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.default_options = fit_options(run)
         self.fitted_ = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, dataset: Dataset, valid: Dataset | None = None, seed: int = 0) -> Recommender:
-        """Learn from ``dataset`` (``valid`` only for early stopping). Returns self."""
+    def fit(
+        self, dataset: Dataset, valid: Dataset | None = None, seed: int = 0, *, options: FitOptions | None = None
+    ) -> Recommender:
+        """Learn from ``dataset`` (``valid`` only for early stopping). Returns self.
+
+        ``options`` (:class:`~fusionrec.training.FitOptions`) describe the run — device, CPU
+        threads, progress, run folder, resume, callbacks — and are never saved; scoring after
+        the fit uses the device chosen here. Default: ``self.default_options``."""
+        self.fit_options_: FitOptions = self.default_options if options is None else fit_options(options)
         self.check_dataset(dataset)
         self.users_: IdMap = dataset.users
         self.items_: IdMap = dataset.items
@@ -307,24 +332,32 @@ class Recommender(ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load a saved model folder; ``Recommender.load`` dispatches on the saved model name."""
-        model = load_model(path)
+    def load(cls, path: str | Path, device: str = "auto", *, cpu_threads: int | None = 1) -> Recommender:
+        """Load a saved model folder; ``Recommender.load`` dispatches on the saved model name.
+        ``device``/``cpu_threads`` as in :func:`load_model`."""
+        model = load_model(path, device, cpu_threads=cpu_threads)
         if cls is not Recommender and not isinstance(model, cls):
             raise ModelStateError(f"{path} holds a {model.name!r} model, not {cls.name!r}")
         return model
 
 
-def load_model(path: str | Path) -> Recommender:
-    """Load any saved model folder (no pickle; the training data is not needed)."""
+def load_model(path: str | Path, device: str = "auto", *, cpu_threads: int | None = 1) -> Recommender:
+    """Load any saved model folder (no pickle; the training data is not needed).
+
+    ``device`` ('auto' = CUDA when present, 'cpu', 'cuda', 'cuda:N') is where a torch model
+    scores, chosen here and not by the folder, so a model trained on a GPU loads on a CPU
+    server; ``cpu_threads`` as in :class:`~fusionrec.training.FitOptions`. Folders saved before
+    run options left the config still load: their ``device``/``progress``/``cpu_threads`` keys
+    are dropped with a warning, and deprecated parameter names are read as today's names."""
+    options = FitOptions(device=device, cpu_threads=cpu_threads)
     from safetensors.numpy import load_file
 
+    from fusionrec.models.folder import check_model_folder, loading
     from fusionrec.models.registry import get_model
 
     path = Path(path)
     cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise ModelStateError(f"{path} is not a saved fusionrec model (config.json missing)")
+    check_model_folder(path)  # every malformed file -> ModelStateError naming it (models/folder.py)
     try:
         meta = json.loads(cfg_path.read_text())
         name, params = meta["model"], meta["params"]
@@ -333,7 +366,17 @@ def load_model(path: str | Path) -> Recommender:
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ModelStateError(f"{path} was saved by a newer fusionrec (format {meta['format_version']})")
     cls = get_model(name)
+    if not isinstance(params, dict):
+        raise ModelStateError(f"{cfg_path}: 'params' must be an object, got {type(params).__name__}")
+    stale = [k for k in RUN_KEYS if k in params and k not in cls.Config.model_fields]
+    if stale:
+        warnings.warn(
+            f"{cfg_path}: ignoring run options saved by an older fusionrec: {', '.join(stale)}",
+            stacklevel=2,
+        )
+        params = {k: v for k, v in params.items() if k not in stale}
     model = cls(params)
+    model.fit_options_ = options
     model.users_ = IdMap(np.load(path / "users.npy", allow_pickle=False), name="user")
     model.items_ = IdMap(np.load(path / "items.npy", allow_pickle=False), name="item")
     tp = path / "item_titles.npy"
@@ -344,8 +387,9 @@ def load_model(path: str | Path) -> Recommender:
         (np.ones(len(indices), np.float32), indices, indptr), shape=(len(model.users_), len(model.items_))
     )
     model.item_pop_ = state.pop("_item_pop")
-    model._load_files(path)
-    model._set_state(state)
+    with loading(path):
+        model._load_files(path)
+        model._set_state(state)
     model.fitted_ = True
     return model
 

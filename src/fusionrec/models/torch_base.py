@@ -14,6 +14,7 @@ import torch
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Recommender
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.options import FitOptions, fit_options
 from fusionrec.training.trainer import Trainer, TrainHistory, resolve_device
 
 __all__ = ["TorchRecommender", "init_parameters", "cpu_threads"]
@@ -72,9 +73,11 @@ class TorchRecommender(Recommender):
     - optionally ``_prepare(dataset)`` / ``_extra_state()`` / ``_load_extra_state()`` for arrays
       the module needs that are not parameters (feature matrices, graphs).
 
-    ``fit`` takes the Trainer's run options as keywords: ``run_dir`` (checkpoints, log.csv,
-    curve.png), ``resume`` (continue from ``run_dir``'s last checkpoint) and ``callbacks``
-    (``cb(epoch, record)`` after each epoch, e.g. a tuning pruner).
+    ``fit(..., options=FitOptions(...))`` runs on ``options.device`` with ``options.cpu_threads``
+    and hands ``progress``, ``run_dir`` (checkpoints, log.csv, curve.png), ``resume`` (continue
+    from ``run_dir``'s last checkpoint) and ``callbacks`` (``cb(epoch, record)`` after each
+    epoch, e.g. a tuning pruner) to the Trainer. Scoring uses the device and threads of the
+    last ``fit`` or of ``load_model(path, device=...)``.
     """
 
     Config: ClassVar[type[TrainConfig]] = TrainConfig
@@ -103,21 +106,28 @@ class TorchRecommender(Recommender):
         valid: Dataset | None = None,
         seed: int = 0,
         *,
+        options: FitOptions | None = None,
         run_dir: str | Path | None = None,
-        resume: bool = False,
-        callbacks: Iterable[Callable[[int, dict], None]] = (),
+        resume: bool | None = None,
+        callbacks: Iterable[Callable[[int, dict], None]] | None = None,
     ) -> TorchRecommender:
-        """Learn from ``dataset`` (``valid`` for early stopping). ``run_dir``/``resume``/``callbacks``
-        go to the shared Trainer (see ``fusionrec.training.Trainer``). Returns self."""
-        self._run_options = {"run_dir": run_dir, "resume": resume, "callbacks": tuple(callbacks)}
-        try:
-            super().fit(dataset, valid, seed)
-        finally:
-            del self._run_options
+        """Learn from ``dataset`` (``valid`` for early stopping) under ``options`` (see
+        :class:`~fusionrec.training.FitOptions`). The ``run_dir``/``resume``/``callbacks``
+        keywords of earlier releases still work: they are folded into ``options``. Returns self."""
+        changes: dict[str, Any] = {}
+        if run_dir is not None:
+            changes["run_dir"] = run_dir
+        if resume is not None:
+            changes["resume"] = resume
+        if callbacks is not None:
+            changes["callbacks"] = tuple(callbacks)
+        opts = fit_options(self.default_options if options is None else options, **changes)
+        super().fit(dataset, valid, seed, options=opts)
         return self
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        self.device_ = resolve_device(self.config.device)
+        opts = self.fit_options_
+        self.device_ = resolve_device(opts.device)
         gen = torch.Generator().manual_seed(seed)
         self._prepare(dataset, np.random.default_rng(seed))
         self.module_ = self.build_module()
@@ -126,10 +136,9 @@ class TorchRecommender(Recommender):
         # Dropout and other torch randomness draw from the global generator: fork it so the
         # caller's RNG state is untouched, and seed the fork for a reproducible fit.
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), cpu_threads(self.config.cpu_threads, self.device_):
+        with torch.random.fork_rng(devices=devices), cpu_threads(opts.cpu_threads, self.device_):
             torch.manual_seed(seed)
-            opts = getattr(self, "_run_options", {})
-            trainer = Trainer(self.config, **opts)
+            trainer = Trainer(self.config, opts)
             self.history_: TrainHistory = trainer.fit(self, dataset, valid, seed)
 
     def _init_std(self) -> float:
@@ -139,13 +148,17 @@ class TorchRecommender(Recommender):
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         self._require_fitted_module()
         self.module_.eval()
-        with cpu_threads(getattr(self.config, "cpu_threads", None), self.device_):
+        with cpu_threads(self._options().cpu_threads, self.device_):
             return self._score_numpy(user_idx, item_idx)
 
     def _score_numpy(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
         u = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=self.device_)
         i = None if item_idx is None else torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=self.device_)
         return self.score_tensor(u, i).float().cpu().numpy()
+
+    def _options(self) -> FitOptions:
+        """The run options of the last fit or load (defaults before either)."""
+        return getattr(self, "fit_options_", None) or self.default_options
 
     def _require_fitted_module(self) -> None:
         if getattr(self, "module_", None) is None:
@@ -158,7 +171,7 @@ class TorchRecommender(Recommender):
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.device_ = resolve_device(self.config.device)
+        self.device_ = resolve_device(self._options().device)
         self._load_extra_state({k[6:]: v for k, v in state.items() if k.startswith("extra.")})
         self.module_ = self.build_module()
         sd = {k[7:]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("module.")}

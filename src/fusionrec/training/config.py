@@ -1,4 +1,8 @@
-"""Training settings shared by every torch model (the model's config inherits them)."""
+"""Training settings shared by every torch model (the model's config inherits them).
+
+Only settings that decide the trained weights live here; how and where the run happens
+(device, CPU threads, progress bar, run folder, resume, callbacks) is
+``fusionrec.training.FitOptions``, never saved with the model."""
 
 from __future__ import annotations
 
@@ -35,13 +39,6 @@ class TrainConfig(ModelConfig):
     """Evaluations without improvement before stopping (0 = never stop early)."""
     eval_every: int = Field(1, ge=1)
     """Evaluate on the validation set every N epochs."""
-    device: str = "auto"
-    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
-    progress: bool = False
-    """Show a per-epoch progress bar."""
-    cpu_threads: int | None = Field(1, ge=1)
-    """Torch intra-op threads while training/scoring on CPU (restored afterwards). 1 is fastest
-    for recommender-sized models on a shared or small machine; None leaves torch's setting."""
     amp: Literal["none", "bf16", "fp16"] = "none"
     """Mixed precision: autocast the loss to bfloat16 ('bf16', CPU or CUDA) or float16 ('fp16',
     with a gradient scaler); parameters and optimiser state stay float32."""
@@ -87,11 +84,4 @@ class TrainConfig(ModelConfig):
                 raise ValueError(f"progressive_unfreeze epochs must be >= 1, got {epoch}")
             if not prefixes:
                 raise ValueError(f"progressive_unfreeze epoch {epoch} names no parameters")
-        return v
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if v not in ("auto", "cpu", "cuda") and not v.startswith("cuda:"):
-            raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
         return v

@@ -6,9 +6,10 @@ A model hands the Trainer three things: ``model.module_`` (an ``nn.Module`` whos
 ``model.score_indices`` (used for full-ranking validation). The Trainer owns the optimiser,
 early stopping with restore of the best weights, progress and the per-epoch history, and gives
 every model for free (all set in ``TrainConfig``): mixed precision (``amp``), gradient
-accumulation, per-epoch learning-rate schedules, gradient clipping, and — when given a
-``run_dir`` — a checkpoint after every epoch (resumable bit-for-bit), an epoch log CSV
-(``log.csv``) and a training-curve PNG (``curve.png``).
+accumulation, per-epoch learning-rate schedules, gradient clipping. Its run settings come from
+:class:`~fusionrec.training.FitOptions`: a progress bar, callbacks and — given a ``run_dir`` —
+a checkpoint after every epoch (resumable bit-for-bit), an epoch log CSV (``log.csv``) and a
+training-curve PNG (``curve.png``).
 
 The number of samples in a batch (for samples/second) is the leading dimension of the batch's
 first tensor value, or ``batch["n_samples"]`` when a model sets it.
@@ -36,7 +37,9 @@ from fusionrec.training._checkpoint import (
     write_curve_png,
     write_log_csv,
 )
+from fusionrec.config.vocabulary import RUN_KEYS
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.options import FitOptions, check_device, fit_options
 
 __all__ = ["Trainer", "TrainHistory", "resolve_device", "lr_factor", "Callback"]
 
@@ -89,6 +92,8 @@ def _n_samples(batch: dict[str, Any]) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device ``name`` ('auto' = CUDA when present, else CPU) names."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -118,6 +123,10 @@ class Trainer:
 
     Args:
         config: the training settings (usually the model's own config).
+        options: the run settings (:class:`~fusionrec.training.FitOptions`): ``progress``,
+            ``callbacks``, ``run_dir`` and ``resume`` are used here (the model places its module
+            on ``options.device``). The ``callbacks``/``run_dir``/``resume`` keywords are folded
+            into it (kept for callers written before FitOptions).
         callbacks: called as ``cb(epoch, record)`` after each epoch (after the checkpoint is
             written); ``record`` holds the epoch's losses, ``valid_<metric>`` when evaluated,
             ``lr``, ``seconds`` and ``samples_per_s``. An exception raised by a callback (e.g.
@@ -137,16 +146,24 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        callbacks: Iterable[Callback] = (),
+        options: FitOptions | None = None,
+        *,
+        callbacks: Iterable[Callback] | None = None,
         run_dir: str | Path | None = None,
-        resume: bool = False,
+        resume: bool | None = None,
     ) -> None:
+        changes: dict[str, Any] = {}
+        if callbacks is not None:
+            changes["callbacks"] = tuple(callbacks)
+        if run_dir is not None:
+            changes["run_dir"] = run_dir
+        if resume is not None:
+            changes["resume"] = resume
+        self.options = fit_options(options, **changes)
         self.config = config
-        self.callbacks = list(callbacks)
-        self.run_dir = None if run_dir is None else Path(run_dir)
-        self.resume = resume
-        if resume and self.run_dir is None:
-            raise ValueError("resume=True needs a run_dir")
+        self.callbacks = list(self.options.callbacks)
+        self.run_dir = None if self.options.run_dir is None else Path(self.options.run_dir)
+        self.resume = self.options.resume
 
     def _optimizer(self, params) -> torch.optim.Optimizer:
         c = self.config
@@ -192,7 +209,8 @@ class Trainer:
         if self.resume:
             ck = load_checkpoint(self.run_dir, opt)
             if ck is not None:
-                if ck.get("config") != c.model_dump(mode="json"):
+                saved = {k: v for k, v in (ck.get("config") or {}).items() if k not in RUN_KEYS}
+                if saved != c.model_dump(mode="json"):
                     log.warning(
                         "resuming %s with a training config different from the checkpoint's",
                         self.run_dir,
@@ -220,7 +238,7 @@ class Trainer:
             if callable(begin):
                 begin(model, start)
         bar = None
-        if c.progress:
+        if self.options.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(

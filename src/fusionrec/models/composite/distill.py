@@ -182,9 +182,9 @@ class Distilled(TorchRecommender):
         if self._teacher is not None:
             t = self._teacher
         elif c.teacher_path is not None:
-            t = load_model(c.teacher_path)
+            t = load_model(c.teacher_path, self.fit_options_.device, cpu_threads=self.fit_options_.cpu_threads)
         elif c.teacher is not None:
-            t = get_model(c.teacher.name)(**c.teacher.params).fit(dataset, valid, seed=seed)
+            t = get_model(c.teacher.name)(**c.teacher.params).fit(dataset, valid, seed=seed, options=self.fit_options_.nested())
         else:
             return None
         if (

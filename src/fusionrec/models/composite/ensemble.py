@@ -139,7 +139,7 @@ class Ensemble(Recommender):
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         self.members_ = [
-            get_model(m.name)(**m.params).fit(dataset, valid, seed=seed)
+            get_model(m.name)(**m.params).fit(dataset, valid, seed=seed, options=self.fit_options_.nested())
             for m in self.config.members
         ]
         self.weights_ = np.asarray(
@@ -257,7 +257,7 @@ class Ensemble(Recommender):
 
     def _load_files(self, folder: Path) -> None:
         self.members_ = [
-            load_model(folder / "members" / f"{i}-{spec.name}")
+            load_model(folder / "members" / f"{i}-{spec.name}", self.fit_options_.device, cpu_threads=self.fit_options_.cpu_threads)
             for i, spec in enumerate(self.config.members)
         ]
 

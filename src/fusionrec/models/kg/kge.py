@@ -216,7 +216,7 @@ def train_kge(
     :class:`KGEConfig` fields (lr, batch_size, margin, kg_loss, rel_dim, ...)."""
     try:
         cfg = KGEConfig(
-            method=method, dim=dim, epochs=epochs, **{"lr": 0.01, "device": "cpu", **params}
+            method=method, dim=dim, epochs=epochs, **{"lr": 0.01, **params}
         )
     except Exception as e:  # pydantic ValidationError -> user-facing error
         raise ConfigError(f"invalid KG embedding parameters: {e}") from None
