@@ -2,6 +2,11 @@
 
 Training items (and, when testing, validation items) are masked out of each ranking.
 Metrics follow RecBole 1.2.1 (see ``metrics``). Work is batched over users and vectorised.
+Besides top-k accuracy the Evaluator computes beyond-accuracy and fairness metrics of the
+ranked lists (``list_metrics``, side information from the training split through
+``EvalContext``), CTR metrics on sampled negatives (``ctr``) and rating errors; every name is
+in ``registry.METRICS``. An optional re-ranker reorders each user's top-``pool`` candidates
+before any metric is computed.
 """
 
 from __future__ import annotations
@@ -14,16 +19,31 @@ import numpy as np
 import scipy.sparse as sp
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.evaluation.metrics import TOPK_METRICS
+from fusionrec.evaluation.context import EvalContext
+from fusionrec.evaluation.list_metrics import list_metrics
+from fusionrec.evaluation.metrics import TOPK_METRICS, mae, rmse
+from fusionrec.evaluation.registry import METRICS, validate_metric_names
 from fusionrec.ranking import mask_seen, topk
 
-__all__ = ["Evaluator", "EvalResult", "parse_metric", "DEFAULT_METRICS"]
+__all__ = ["Evaluator", "EvalResult", "parse_metric", "DEFAULT_METRICS", "Reranker"]
 
 DEFAULT_METRICS = ("recall", "ndcg", "mrr", "hit", "precision")
 
 
 class Scorer(Protocol):
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray: ...
+
+
+class Reranker(Protocol):
+    """Reorders candidates (``fusionrec.rerank`` builds these): ``rerank`` takes each row's
+    top-``pool`` item indices and scores (best first, -inf = not a candidate) and returns the
+    chosen (B, k) items and their scores (-1 / -inf where a row has fewer candidates)."""
+
+    pool: int
+
+    def rerank(
+        self, user_idx: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def parse_metric(name: str) -> tuple[str, int]:
@@ -56,7 +76,7 @@ class EvalResult:
         """Means over the evaluated users selected by a boolean mask over *all* user indices."""
         sel = np.asarray(user_mask, bool)[self.users]
         if not sel.any():
-            return {k: float("nan") for k in self.metrics} | {"users": 0}
+            return {k: float("nan") for k in self.per_user} | {"users": 0}
         return {k: float(v[sel].mean()) for k, v in self.per_user.items()} | {"users": int(sel.sum())}
 
     def __getitem__(self, key: str) -> float:
@@ -67,10 +87,14 @@ class Evaluator:
     """Full-ranking top-k evaluator.
 
     Args:
-        metrics: names from ``metrics.TOPK_METRICS``.
+        metrics: names from ``registry.METRICS`` (aliases such as ``coverage``, ``gini`` accepted).
         ks: cut-offs, all computed from one top-max(ks) ranking.
         batch_size: users scored at once.
         keep_topk: keep every evaluated user's ranked list in the result (for export).
+        reranker: reorders each user's top-``reranker.pool`` before the metrics (None = off).
+        ctr_negatives: sampled negatives per held-out positive for ``auc``/``gauc``/``logloss``.
+        seed: seed of the CTR negative sampling.
+        diversity_features: item embedding name or genre column for ``ild`` (see ``EvalContext``).
     """
 
     def __init__(
@@ -79,16 +103,26 @@ class Evaluator:
         ks: Sequence[int] = (10,),
         batch_size: int = 1024,
         keep_topk: bool = False,
+        reranker: Reranker | None = None,
+        ctr_negatives: int = 1,
+        seed: int = 0,
+        diversity_features: str | None = None,
     ) -> None:
-        unknown = [m for m in metrics if m.lower() not in TOPK_METRICS]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {', '.join(TOPK_METRICS)}")
+        self.metrics = tuple(validate_metric_names(metrics))
         if not ks or min(ks) < 1:
             raise ValueError(f"ks must be positive cut-offs, got {list(ks)}")
-        self.metrics = tuple(m.lower() for m in metrics)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.ks = tuple(sorted(set(int(k) for k in ks)))
         self.batch_size = batch_size
         self.keep_topk = keep_topk
+        self.reranker = reranker
+        self.ctr_negatives = ctr_negatives
+        self.seed = seed
+        self.diversity_features = diversity_features
+
+    def _kinds(self, *kinds: str) -> list[str]:
+        return [m for m in self.metrics if METRICS[m].kind in kinds]
 
     def evaluate(
         self,
@@ -96,17 +130,34 @@ class Evaluator:
         test: Dataset,
         exclude: Iterable[Dataset | sp.csr_matrix] = (),
         users: np.ndarray | None = None,
+        context: EvalContext | None = None,
     ) -> EvalResult:
-        """Rank all items for every user with items in ``test`` (or the given ``users``)."""
+        """Rank all items for every user with items in ``test`` (or the given ``users``).
+
+        Beyond-accuracy, fairness and CTR metrics take the training split from ``context``
+        (built with ``EvalContext.from_dataset``) or, when it is None, from the first Dataset
+        in ``exclude``."""
+        exclude = list(exclude)
         truth = test.matrix("csr")
         masks = [d.matrix("csr") if isinstance(d, Dataset) else d for d in exclude]
+        train_ds = next((d for d in exclude if isinstance(d, Dataset)), None)
         n_pos_all = np.diff(truth.indptr)
         eval_users = np.flatnonzero(n_pos_all > 0)
         if users is not None:
             eval_users = np.intersect1d(eval_users, np.asarray(users, dtype=np.int64))
         kmax = max(self.ks)
-        per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for m in self.metrics for k in self.ks}
-        keep_i, keep_s = [], []
+        topk_names = self._kinds("topk")
+        beyond = self._kinds("list", "fair")
+        if beyond and context is None:
+            if train_ds is None:
+                raise ValueError(
+                    f"metrics {beyond} need the training split: pass context= or the training Dataset first in exclude"
+                )
+            context = EvalContext.from_dataset(train_ds, self.diversity_features)
+        keep = self.keep_topk or bool(beyond)
+        per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for m in topk_names for k in self.ks}
+        keep_i, keep_s, keep_h = [], [], []
+        pool = kmax if self.reranker is None else max(kmax, int(self.reranker.pool))
         for s in range(0, len(eval_users), self.batch_size):
             rows = eval_users[s : s + self.batch_size]
             sc = np.array(model.score_indices(rows), dtype=np.float32, copy=True)
@@ -114,26 +165,71 @@ class Evaluator:
                 raise ValueError(f"model returned scores of shape {sc.shape}, expected {(len(rows), test.n_items)}")
             sc[np.isnan(sc)] = -np.inf
             mask_seen(sc, rows, *masks)
-            idx, val = topk(sc, kmax)
+            idx, val = topk(sc, pool)
             t = truth[rows]
-            hits = _hits(t, idx)
+            if self.reranker is not None:
+                idx, val = self.reranker.rerank(rows, idx, val, kmax)
+                pad = idx < 0  # fewer candidates than k: padding, never a hit
+                idx = np.where(pad, 0, idx)
+                hits = _hits(t, idx) & ~pad
+            else:
+                hits = _hits(t, idx)
             n_pos = n_pos_all[rows]
-            for m in self.metrics:
+            for m in topk_names:
                 fn = TOPK_METRICS[m]
                 for k in self.ks:
                     per_user[f"{m}@{k}"].append(fn(hits, n_pos, min(k, hits.shape[1])))
-            if self.keep_topk:
+            if keep:
                 keep_i.append(idx)
                 keep_s.append(val)
+                keep_h.append(hits)
         pu = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in per_user.items()}
         means = {k: float(v.mean()) if len(v) else float("nan") for k, v in pu.items()}
+        rec = np.concatenate(keep_i) if keep_i else None
+        if beyond:
+            assert context is not None
+            if rec is None:
+                means.update({f"{m}@{k}": float("nan") for m in beyond for k in self.ks})
+            else:
+                lm, lpu = list_metrics(
+                    beyond, self.ks, rec, np.concatenate(keep_h), n_pos_all[eval_users], eval_users, context, masks
+                )
+                means.update(lm)
+                pu.update(lpu)
+        if self._kinds("ctr"):
+            means.update(self._ctr(model, test, exclude, context))
+        if self._kinds("rating"):
+            means.update(self._rating(model, test))
         return EvalResult(
             metrics=means,
             users=eval_users,
             per_user=pu,
-            topk_items=np.concatenate(keep_i) if keep_i else None,
-            topk_scores=np.concatenate(keep_s) if keep_s else None,
+            topk_items=rec if self.keep_topk else None,
+            topk_scores=np.concatenate(keep_s) if (keep_s and self.keep_topk) else None,
         )
+
+    def _ctr(
+        self, model: Scorer, test: Dataset, exclude: list[Dataset | sp.csr_matrix], context: EvalContext | None
+    ) -> dict[str, float]:
+        from fusionrec.evaluation.ctr import evaluate_ctr
+
+        datasets = [d for d in exclude if isinstance(d, Dataset)]
+        if not datasets:
+            raise ValueError("CTR metrics (auc, gauc, logloss) need the training Dataset first in exclude")
+        r = evaluate_ctr(model, test, datasets[0], self.ctr_negatives, self.seed, datasets[1:])
+        out = {"auc": r["auc"], "gauc": r["gauc"], "logloss": r["log_loss"]}
+        return {k: v for k, v in out.items() if k in self.metrics}
+
+    def _rating(self, model: Scorer, test: Dataset) -> dict[str, float]:
+        if test.rating is None:
+            raise ValueError(f"metrics rmse/mae need ratings; test set {test.name!r} has none")
+        predict = getattr(model, "predict_rating_indices", None)
+        if predict is None:
+            name = getattr(model, "name", type(model).__name__)
+            raise ValueError(f"metrics rmse/mae need a rating model; {name!r} has no predict_rating_indices")
+        pred = np.asarray(predict(test.user_idx, test.item_idx), dtype=np.float64)
+        out = {"rmse": rmse(test.rating, pred), "mae": mae(test.rating, pred)}
+        return {k: v for k, v in out.items() if k in self.metrics}
 
     def evaluate_split(self, model: Scorer, split: Any, stage: str = "test") -> EvalResult:
         """Evaluate on ``split.test`` masking train+valid, or on ``split.valid`` masking train."""
