@@ -80,21 +80,31 @@ class EvalConfig(_Strict):
     metrics: list[str] = Field(
         default_factory=lambda: ["recall", "ndcg", "mrr", "hit", "precision"]
     )
-    """Top-k metrics (recall, ndcg, mrr, hit, precision, map)."""
+    """Metrics (names in fusionrec.evaluation.METRICS): top-k accuracy (recall, ndcg, mrr, hit,
+    precision, map), beyond-accuracy (itemcoverage, giniindex, shannonentropy, tailpercentage,
+    averagepopularity, ild, novelty, serendipity, calibration), fairness (exposure, ndcg_gap),
+    CTR (auc, gauc, logloss) and rating (rmse, mae)."""
     ks: list[int] = Field(default_factory=lambda: [10])
     """Cut-offs."""
     batch_size: int = Field(1024, ge=1)
     """Users scored at once."""
+    rerank: str | None = None
+    """Re-ranker applied before the metrics, e.g. ``mmr:0.3``, ``calibrated:0.5``, ``fair:0.5``
+    (see fusionrec.rerank); None = the model's own ranking."""
 
     @field_validator("metrics")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        from fusionrec.evaluation.metrics import TOPK_METRICS
+        from fusionrec.evaluation.registry import validate_metric_names
 
-        bad = [m for m in v if m.lower() not in TOPK_METRICS]
-        if bad:
-            raise ValueError(f"unknown metrics {bad}; known: {', '.join(TOPK_METRICS)}")
-        return [m.lower() for m in v]
+        return validate_metric_names(v)
+
+    @field_validator("rerank")
+    @classmethod
+    def _rerank_spec(cls, v: str | None) -> str | None:
+        from fusionrec.rerank.spec import parse_rerank_spec
+
+        return None if v is None else parse_rerank_spec(v).text
 
 
 class ServeConfig(_Strict):
