@@ -24,9 +24,9 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
 from fusionrec.models.registry import register
 from fusionrec.models.sequential.sasrec import SASRec, SASRecConfig, SASRecModule
-from fusionrec.models.text.text_seq import MoEAdapter
 from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin, text_stats
 from fusionrec.nn.fusion import ModalityFusion
+from fusionrec.nn.moe import MoEAdapter
 
 __all__ = ["LMSASRec", "LMSASRecConfig", "LMSASRecModule"]
 
@@ -63,7 +63,7 @@ class LMSASRecModule(SASRecModule):
         stats: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> None:
         super().__init__(n_items, c)
-        h = c.hidden_size
+        h = c.embedding_dim
         self.bank = bank
         self.encoder_lr = c.encoder_lr
         self.id_dropout = c.id_dropout

@@ -12,7 +12,7 @@ hidden state dotted with every item vector.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from fusionrec.models.base import Capabilities
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin
 from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.nn.moe import MoEAdapter
 from fusionrec.nn.transformer import CausalTransformer, LayerNorm
 
 __all__ = ["TextSeq", "TextSeqConfig", "MoEAdapter"]
@@ -32,12 +33,15 @@ __all__ = ["TextSeq", "TextSeqConfig", "MoEAdapter"]
 class TextSeqConfig(LMTextConfig):
     """Settings of text_seq."""
 
-    hidden_dim: int = Field(64, ge=8)
-    """Width of the adapted item vectors and the transformer."""
+    _aliases: ClassVar[dict[str, str]] = {"hidden_dim": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=8)
+    """Width of the adapted item vectors and the transformer (was ``hidden_dim``)."""
     n_layers: int = Field(2, ge=1)
     """Transformer blocks."""
     n_heads: int = Field(2, ge=1)
-    """Attention heads (must divide hidden_dim)."""
+    """Attention heads (must divide embedding_dim)."""
     max_len: int = Field(50, ge=2)
     """Longest history read (most recent items)."""
     dropout: float = Field(0.2, ge=0, lt=1)
@@ -56,30 +60,12 @@ class TextSeqConfig(LMTextConfig):
     """After fit, score users from train+valid histories (the valid items precede test in time)."""
 
 
-class MoEAdapter(nn.Module):
-    """Mixture-of-experts whitening adapter (UniSRec): sum_k g_k(x) · (x - b_k) W_k."""
-
-    def __init__(self, in_dim: int, out_dim: int, n_experts: int, dropout: float) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(n_experts, in_dim))
-        self.weight = nn.Parameter(torch.empty(n_experts, in_dim, out_dim))
-        nn.init.xavier_normal_(self.weight)
-        self.gate = nn.Linear(in_dim, n_experts)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(x)
-        g = torch.softmax(self.gate(x), dim=-1)  # (..., K)
-        experts = torch.einsum("...kd,kdo->...ko", x.unsqueeze(-2) - self.bias, self.weight)
-        return (g.unsqueeze(-1) * experts).sum(-2)
-
-
 class _TextSeqModule(nn.Module):
     def __init__(self, n_items: int, c: TextSeqConfig, bank: nn.Module, warm: torch.Tensor) -> None:
         super().__init__()
-        if c.hidden_dim % c.n_heads:
-            raise ValueError(f"hidden_dim={c.hidden_dim} is not divisible by n_heads={c.n_heads}")
-        h = c.hidden_dim
+        if c.embedding_dim % c.n_heads:
+            raise ValueError(f"embedding_dim={c.embedding_dim} is not divisible by n_heads={c.n_heads}")
+        h = c.embedding_dim
         self.c = c
         self.bank = bank
         self.adapter = MoEAdapter(bank.dim, h, c.n_experts, c.dropout)
