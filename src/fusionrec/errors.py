@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["FusionRecError", "DataFormatError", "FetchError", "ConfigError", "UnknownIdError", "ModelStateError"]
+__all__ = [
+    "FusionRecError",
+    "DataFormatError",
+    "FetchError",
+    "ConfigError",
+    "UnknownIdError",
+    "ModelStateError",
+    "InsufficientMemoryError",
+]
 
 
 class FusionRecError(Exception):
@@ -36,3 +44,8 @@ class UnknownIdError(FusionRecError, KeyError):
 
 class ModelStateError(FusionRecError, RuntimeError):
     """A model was used before fit, or a saved model folder is invalid."""
+
+
+class InsufficientMemoryError(FusionRecError, MemoryError):
+    """A job would need more memory than the machine (or GPU) has; the message says how much
+    it needs, how much is available and what to change."""
