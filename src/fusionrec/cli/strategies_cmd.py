@@ -31,26 +31,16 @@ def _params(pairs: list[str]) -> dict:
 
 
 def _run(name: str, params: dict, data: str, seed: int, output: Path | None) -> None:
-    from fusionrec.experiment import experiment_record, fit_and_evaluate, prepare_data
-    from fusionrec.experiment.config import DataConfig, EvalConfig
+    from fusionrec.experiment import RunOptions, run
+    from fusionrec.experiment.config import DataConfig, ExperimentConfig, ModelSpec
 
-    dcfg, ecfg = DataConfig(name=data), EvalConfig()
-    _, sp = prepare_data(dcfg, seed)
+    cfg = ExperimentConfig(data=DataConfig(name=data), model=ModelSpec(name=name, params=params), seed=seed)
     run_dir = new_run_dir(name, output)
-    res, _, _ = fit_and_evaluate(
-        name,
-        params,
-        sp,
-        ecfg,
-        seed,
-        model_dir=run_dir / "models" / name,
-        experiment=experiment_record(dcfg, seed, ecfg),
-    )
-    (run_dir / "metrics.json").write_text(json.dumps(res.as_dict(), indent=2))
-    cols = [f"{m}@{k}" for k in ecfg.ks for m in ecfg.metrics]
+    res = run(cfg, RunOptions(output_dir=run_dir))  # writes run_dir/metrics.json
+    cols = [f"{m}@{k}" for k in cfg.eval.ks for m in cfg.eval.metrics]
     console.print(
         metrics_table(
-            f"{data} · {dcfg.protocol}", [res.as_dict()], cols, [("fit_seconds", "fit s")]
+            f"{data} · {cfg.data.protocol}", [res.as_dict()], cols, [("fit_seconds", "fit s")]
         )
     )
     console.print(f"model saved to {res.model_dir}")

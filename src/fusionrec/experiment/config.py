@@ -6,6 +6,7 @@ Example (YAML)::
     model: {name: bpr, params: {embedding_size: 64}}
     train: {epochs: 50, lr: 0.005}      # merged into a torch model's params
     eval: {metrics: [recall, ndcg], ks: [10, 20]}
+    run: {device: auto, cpu_threads: 1}  # how it runs (never saved with the model)
     seed: 2020
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "ModelSpec",
     "EvalConfig",
     "ServeConfig",
+    "RunSection",
     "load_config",
     "apply_overrides",
     "config_from_dict",
@@ -114,6 +116,28 @@ class ServeConfig(_Strict):
     """Port to bind."""
 
 
+class RunSection(_Strict):
+    """Run settings read from a config file (``fusionrec.experiment.RunOptions`` overrides them).
+    They describe the machine, not the model: never saved in a model folder, and ignored when
+    ``train --resume`` compares a run's config with the one given."""
+
+    device: str | None = None
+    """'auto', 'cpu', 'cuda' or 'cuda:N' (None = the model's default)."""
+    cpu_threads: int | None = Field(None, ge=1)
+    """Torch intra-op threads while fitting on CPU (None = the model's default)."""
+    progress: bool | None = None
+    """Per-epoch progress bar (None = the model's default)."""
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str | None) -> str | None:
+        if v is not None and v not in ("auto", "cpu", "cuda") and not (
+            v.startswith("cuda:") and v[5:].isdigit()
+        ):
+            raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        return v
+
+
 class ExperimentConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     """Dataset and split."""
@@ -125,6 +149,8 @@ class ExperimentConfig(_Strict):
     """Evaluation settings."""
     serve: ServeConfig = Field(default_factory=ServeConfig)
     """Service settings."""
+    run: RunSection = Field(default_factory=RunSection)
+    """How the experiment runs (device, threads, progress); not part of the model."""
     seed: int = 2020
     """Seed for the split and the model fit."""
     tune: dict[str, Any] | None = None
@@ -141,13 +167,16 @@ class ExperimentConfig(_Strict):
 
         cls = get_model(self.model.name)
         fields = cls.Config.model_fields
-        unknown_train = [k for k in self.train if k not in fields]
+        legacy = _RUN_KEYS  # run settings older configs kept in train: (see run_settings())
+        unknown_train = [k for k in self.train if k not in fields and k not in legacy]
         if unknown_train:
             raise ConfigError(
                 f"train.{unknown_train[0]} is not a setting of model {self.model.name!r} "
                 f"(its settings: {', '.join(sorted(fields)) or 'none'})"
             )
-        params = {**self.train, **self.model.params}
+        params = {
+            k: v for k, v in {**self.train, **self.model.params}.items() if k in fields or k not in legacy
+        }
         try:
             cls.Config(**params)
         except ValidationError as e:
@@ -156,6 +185,22 @@ class ExperimentConfig(_Strict):
             )
             raise ConfigError(f"invalid parameters for model {self.model.name!r}: {msg}") from None
         return params
+
+    def run_settings(self) -> dict[str, Any]:
+        """device/cpu_threads/progress that this config sets: the ``run:`` section, else the
+        same keys in ``train:`` or ``model.params`` (older configs) when the model's config does
+        not have them."""
+        from fusionrec.models.registry import get_model
+
+        fields = get_model(self.model.name).Config.model_fields
+        merged = {**self.train, **self.model.params}
+        out = {k: merged[k] for k in _RUN_KEYS if k in merged and k not in fields}
+        out.update({k: v for k, v in self.run.model_dump().items() if v is not None})
+        return out
+
+
+#: run settings (kept in step with fusionrec.experiment.options.RUN_OPTION_KEYS)
+_RUN_KEYS = ("device", "cpu_threads", "progress")
 
 
 def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentConfig:

@@ -71,54 +71,64 @@ class _DataCache:
 
     def __init__(self, dataset=None) -> None:
         self.dataset = dataset
-        self._splits: dict[str, Any] = {}
+        self._prepared: dict[str, Any] = {}
 
-    def split(self, cfg):
-        """(split, training data): the training data is ``split.train`` augmented as
-        ``data.augment`` says (the same for every trial of one data/seed section)."""
-        from fusionrec.experiment import prepare_data, training_data
+    def get(self, cfg):
+        """The ``PreparedData`` of ``cfg``'s data section and seed (each trial then fits on it,
+        ``data.augment`` applied by the runner as in ``fusionrec train``)."""
+        from fusionrec.experiment.runner import prepare
 
-        key = json.dumps([cfg.data.model_dump(mode="json"), cfg.seed], sort_keys=True)
-        if key not in self._splits:
-            sp = prepare_data(cfg.data, cfg.seed, self.dataset)[1]
-            self._splits[key] = (sp, training_data(sp, cfg.data.augment, cfg.seed))
-        return self._splits[key]
+        key = json.dumps([cfg.data.model_dump(mode="json", exclude={"augment"}), cfg.seed], sort_keys=True)
+        if key not in self._prepared:
+            self._prepared[key] = prepare(cfg.data, cfg.seed, self.dataset)
+        return self._prepared[key]
 
 
-def default_objective(metric: str = "ndcg@10", dataset=None) -> Objective:
-    """Fit ``config['model']`` on the configured split's train part, return ``metric`` on its
-    valid part (full ranking, train items masked). A torch model watches the same metric for
-    early stopping unless its params say otherwise, and reports it each epoch to ``report``.
-    ``dataset`` replaces loading ``config['data']['name']``."""
+def _trial_config(config: dict[str, Any], metric: str) -> Any:
+    """The trial's ExperimentConfig: evaluated on ``metric`` only; a torch model watches the same
+    metric for early stopping unless its params say otherwise."""
     from fusionrec.evaluation.evaluator import parse_metric
+    from fusionrec.experiment.config import config_from_dict
+    from fusionrec.models.registry import get_model
 
     m_name, k = parse_metric(metric)
+    cfg = copy.deepcopy(config)
+    cfg["eval"] = {**cfg.get("eval", {}), "metrics": [m_name], "ks": [k]}
+    name = (cfg.get("model") or {}).get("name")
+    if isinstance(name, str):
+        fields = get_model(name).Config.model_fields
+        params = cfg["model"].setdefault("params", {})
+        if "early_stop_metric" in fields and "early_stop_metric" not in {**cfg.get("train", {}), **params}:
+            params["early_stop_metric"] = metric
+    return config_from_dict(cfg, source="trial config")
+
+
+def default_objective(metric: str = "ndcg@10", dataset=None, options=None) -> Objective:
+    """Run ``config`` through ``fusionrec.experiment.run`` and return ``metric`` on the split's
+    valid part (full ranking, train items masked). A torch model watches the same metric for
+    early stopping unless its params say otherwise, and reports it each epoch to ``report``
+    (the pruner). ``dataset`` replaces loading ``config['data']['name']``; ``options`` (a
+    ``RunOptions``) sets the device/threads of every trial."""
+    from fusionrec.evaluation.evaluator import parse_metric
+    from fusionrec.experiment.options import RunOptions
+
+    m_name, k = parse_metric(metric)
+    metric = f"{m_name}@{k}"
     cache = _DataCache(dataset)
+    base = options or RunOptions()
 
     def objective(config: dict[str, Any], report: Callable[[int, float], None]) -> float:
-        from fusionrec.evaluation import Evaluator
-        from fusionrec.experiment.config import config_from_dict
-        from fusionrec.models.registry import get_model
-        from fusionrec.models.torch_base import TorchRecommender
+        from fusionrec.experiment import runner
 
-        cfg = config_from_dict(config, source="trial config")
-        sp, train = cache.split(cfg)
-        cls = get_model(cfg.model.name)
-        params = cfg.model_params()
-        if issubclass(cls, TorchRecommender) and "early_stop_metric" not in params:
-            params["early_stop_metric"] = metric
-        model = cls(**params)
-        if isinstance(model, TorchRecommender):
-            key = f"valid_{model.config.early_stop_metric}"
+        cfg = _trial_config(config, metric)
+        key = f"valid_{cfg.model_params().get('early_stop_metric', metric)}"
 
-            def cb(epoch: int, rec: dict) -> None:
-                if key in rec:
-                    report(epoch, float(rec[key]))
+        def cb(epoch: int, rec: dict) -> None:
+            if key in rec:
+                report(epoch, float(rec[key]))
 
-            model.fit(train, sp.valid, seed=cfg.seed, callbacks=[cb])
-        else:
-            model.fit(train, sp.valid, seed=cfg.seed)
-        res = Evaluator(metrics=(m_name,), ks=(k,)).evaluate_split(model, sp, stage="valid")
+        opts = base.replace(stage="valid", output_dir=None, callbacks=(*base.callbacks, cb))
+        res = runner.run(cfg, opts, cache.get(cfg))
         return float(res.metrics[metric])
 
     return objective
