@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from fusionrec.config.vocabulary import RUN_KEYS
 from fusionrec.data.dataset import Dataset
 from fusionrec.evaluation.evaluator import Evaluator, parse_metric
 from fusionrec.training._checkpoint import (
@@ -37,7 +38,6 @@ from fusionrec.training._checkpoint import (
     write_curve_png,
     write_log_csv,
 )
-from fusionrec.config.vocabulary import RUN_KEYS
 from fusionrec.training.config import TrainConfig
 from fusionrec.training.options import FitOptions, check_device, fit_options
 

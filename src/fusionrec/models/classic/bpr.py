@@ -9,7 +9,7 @@ vectorised: one permutation and one negative draw per epoch, then slices.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,8 +30,11 @@ class BPRConfig(TrainConfig):
     """BPR-MF settings; the training fields are the shared Trainer's, with defaults tuned for
     MovieLens-100k (RS 8:1:1, seed 2020): NDCG@10 0.2925 in about 13 s on one CPU thread."""
 
-    embedding_size: int = Field(64, ge=1)
-    """Dimension of the user and item embeddings."""
+    _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=1)
+    """Dimension of the user and item embeddings (was ``embedding_size``)."""
     reg_weight: float = Field(1e-2, ge=0)
     """L2 penalty on the batch's user/positive/negative embeddings (per example)."""
     epochs: int = Field(200, ge=1)
@@ -83,7 +86,7 @@ class BPR(TorchRecommender):
 
     def build_module(self) -> torch.nn.Module:
         c = self.config
-        return BPRModule(self.n_users, self.n_items, c.embedding_size, c.reg_weight)
+        return BPRModule(self.n_users, self.n_items, c.embedding_dim, c.reg_weight)
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         order = rng.permutation(len(self._users))
@@ -101,6 +104,6 @@ class BPR(TorchRecommender):
         return u @ it.T
 
     def item_vectors(self) -> np.ndarray:
-        """The item embedding matrix (n_items, embedding_size)."""
+        """The item embedding matrix (n_items, embedding_dim)."""
         self._require_fitted()
         return self.module_.item.weight.detach().float().cpu().numpy()

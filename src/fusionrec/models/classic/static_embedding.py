@@ -8,6 +8,8 @@ protocol the service uses to decide that a model can be served through an ANN in
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -21,8 +23,11 @@ __all__ = ["StaticEmbedding", "StaticEmbeddingConfig"]
 
 
 class StaticEmbeddingConfig(ModelConfig):
-    dim: int = Field(64, ge=1, le=4096)
-    """Embedding size (SVD rank when fitted)."""
+    _aliases: ClassVar[dict[str, str]] = {"dim": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=1, le=4096)
+    """Embedding size (SVD rank when fitted; was ``dim``)."""
 
 
 @register("static_embedding")
@@ -36,7 +41,7 @@ class StaticEmbedding(Recommender):
         from scipy.sparse.linalg import svds
 
         x = dataset.matrix("csr").astype(np.float64)
-        k = max(1, min(self.config.dim, min(x.shape) - 1))
+        k = max(1, min(self.config.embedding_dim, min(x.shape) - 1))
         v0 = np.random.default_rng(seed).standard_normal(min(x.shape))
         u, s, vt = svds(x, k=k, v0=v0)
         root = np.sqrt(s)
@@ -61,7 +66,7 @@ class StaticEmbedding(Recommender):
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         user_cluster = rng.integers(0, n_clusters, n_users)
         u = centers[user_cluster] + 0.5 * rng.standard_normal((n_users, dim), dtype=np.float32)
-        m = cls(dim=dim)
+        m = cls(embedding_dim=dim)
         m.U_, m.V_ = u.astype(np.float32), v.astype(np.float32)
         m.users_ = IdMap(np.char.add("u", np.arange(n_users).astype(str)), name="user")
         m.items_ = IdMap(np.char.add("i", np.arange(n_items).astype(str)), name="item")

@@ -1,6 +1,6 @@
 """Knowledge distillation: a small MF student learns from a fitted teacher's scores.
 
-The student is a matrix-factorisation model (user/item embeddings of size ``embedding_size``,
+The student is a matrix-factorisation model (user/item embeddings of size ``embedding_dim``,
 dot-product score) trained by the shared Trainer with
 
     loss = (1 - λ) · BPR(ground truth) + λ · distillation loss
@@ -22,7 +22,7 @@ With ``lam=0`` and no curriculum the model is plain BPR-MF (the "student alone" 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -49,12 +49,15 @@ _MAX_CELLS = 200_000_000
 class DistillConfig(TrainConfig):
     """Student (MF) settings, distillation settings and the shared Trainer's fields."""
 
+    _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
     teacher: MemberSpec | None = None
     """Teacher fitted on the same training data (ignored when a teacher is given in Python)."""
     teacher_path: str | None = None
     """Folder of a saved, fitted teacher model (alternative to ``teacher``)."""
-    embedding_size: int = Field(8, ge=1)
-    """Dimension of the student's user and item embeddings."""
+    embedding_dim: int = Field(8, ge=1)
+    """Dimension of the student's user and item embeddings (was ``embedding_size``)."""
     lam: float = Field(0.5, ge=0, le=1)
     """λ: weight of the distillation loss; (1-λ) weights the ground-truth BPR loss."""
     temperature: float = Field(1.0, gt=0)
@@ -242,7 +245,7 @@ class Distilled(TorchRecommender):
 
     def build_module(self) -> torch.nn.Module:
         c = self.config
-        mod = DistillModule(self.n_users, self.n_items, c.embedding_size)
+        mod = DistillModule(self.n_users, self.n_items, c.embedding_dim)
         mod.lam, mod.temperature, mod.kind = c.lam, c.temperature, c.distill_loss
         return mod
 
@@ -288,7 +291,7 @@ class Distilled(TorchRecommender):
         return u @ it.T
 
     def item_vectors(self) -> np.ndarray:
-        """The student's item embeddings (n_items, embedding_size)."""
+        """The student's item embeddings (n_items, embedding_dim)."""
         self._require_fitted()
         return self.module_.item.weight.detach().float().cpu().numpy()
 
@@ -302,7 +305,7 @@ def distill(
 ) -> Distilled:
     """Fit a small MF student on ``train`` taught by the fitted ``teacher``; returns the student.
 
-    ``params`` are :class:`DistillConfig` fields (``embedding_size``, ``lam``, ``temperature``,
+    ``params`` are :class:`DistillConfig` fields (``embedding_dim``, ``lam``, ``temperature``,
     ``distill_loss``, ``epochs``, ...).
     """
     if not getattr(teacher, "fitted_", False):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +40,9 @@ class MemberSpec(BaseModel):
 
 
 class EnsembleConfig(ModelConfig):
+    _aliases: ClassVar[dict[str, str]] = {"n_negatives": "num_negatives"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
     members: tuple[MemberSpec, ...] = (MemberSpec(name="ease"), MemberSpec(name="itemknn"))
     """Models fused (each fitted on the same training data)."""
     method: Literal["weighted", "rrf", "stacked"] = "weighted"
@@ -54,8 +57,8 @@ class EnsembleConfig(ModelConfig):
     """Grid resolution over the weight simplex when learning weights (steps per unit)."""
     tune_metric: str = "ndcg@10"
     """Validation metric maximised when learning weights."""
-    n_negatives: int = Field(20, ge=1)
-    """Negatives per validation positive for the stacked learner."""
+    num_negatives: int = Field(20, ge=1)
+    """Negatives per validation positive for the stacked learner (was ``n_negatives``)."""
 
 
 def normalise_scores(s: np.ndarray, how: str) -> np.ndarray:
@@ -188,7 +191,7 @@ class Ensemble(Recommender):
             sub = vm[rows]
             for b, u in enumerate(rows):
                 pos = sub.indices[sub.indptr[b] : sub.indptr[b + 1]]
-                neg = rng.integers(0, self.n_items, size=len(pos) * self.config.n_negatives)
+                neg = rng.integers(0, self.n_items, size=len(pos) * self.config.num_negatives)
                 seen = set(
                     self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]
                 ) | set(pos.tolist())

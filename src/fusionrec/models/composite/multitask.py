@@ -18,7 +18,7 @@ Task weights are fixed (``task_weights``) or learned by uncertainty weighting (K
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,18 +43,22 @@ TASKS: tuple[str, ...] = ("ranking", "rating", "genre")
 class MultiTaskConfig(TrainConfig):
     """Multi-task model settings (plus the shared Trainer's fields)."""
 
+    _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim", "hidden": "hidden_dims", "tower_hidden": "tower_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
     tasks: tuple[Task, ...] = ("ranking", "rating")
     """Targets trained together (each once)."""
     architecture: Literal["shared_bottom", "mmoe"] = "mmoe"
     """Shared-bottom MLP, or a multi-gate mixture of experts."""
-    embedding_size: int = Field(32, ge=1)
-    """Dimension of the user and item embeddings."""
-    hidden: tuple[int, ...] = (64,)
-    """Hidden sizes of the shared bottom / of each expert (its last size is the output size)."""
+    embedding_dim: int = Field(32, ge=1)
+    """Dimension of the user and item embeddings (was ``embedding_size``)."""
+    hidden_dims: tuple[int, ...] = (64,)
+    """Hidden sizes of the shared bottom / of each expert (its last size is the output size;
+    was ``hidden``)."""
     n_experts: int = Field(4, ge=1)
     """MMoE: number of experts."""
-    tower_hidden: int = Field(32, ge=1)
-    """Hidden size of each task tower."""
+    tower_dim: int = Field(32, ge=1)
+    """Hidden size of each task tower (was ``tower_hidden``)."""
     dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout in the bottom/experts."""
     weighting: Literal["fixed", "uncertainty"] = "fixed"
@@ -101,11 +105,11 @@ class MultiTaskModule(torch.nn.Module):
     ) -> None:
         super().__init__()
         c = config
-        d = c.embedding_size
+        d = c.embedding_dim
         self.tasks = list(c.tasks)
         self.user = torch.nn.Embedding(n_users, d)
         self.item = torch.nn.Embedding(n_items, d)
-        sizes = [3 * d, *c.hidden]
+        sizes = [3 * d, *c.hidden_dims]
         self.mmoe = c.architecture == "mmoe"
         if self.mmoe:
             self.experts = torch.nn.ModuleList(_mlp(sizes, c.dropout) for _ in range(c.n_experts))
@@ -118,9 +122,9 @@ class MultiTaskModule(torch.nn.Module):
         self.towers = torch.nn.ModuleDict(
             {
                 t: torch.nn.Sequential(
-                    torch.nn.Linear(sizes[-1], c.tower_hidden),
+                    torch.nn.Linear(sizes[-1], c.tower_dim),
                     torch.nn.ReLU(),
-                    torch.nn.Linear(c.tower_hidden, out[t]),
+                    torch.nn.Linear(c.tower_dim, out[t]),
                 )
                 for t in self.tasks
             }

@@ -8,7 +8,7 @@ propagated embeddings until the module trains again or loads new weights."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,8 +32,11 @@ class LightGCNConfig(TrainConfig):
     """LightGCN hyper-parameters. Defaults tuned on ml-100k RS 8:1:1 (seed 2020) for a short fit:
     15 epochs of a cosine schedule from lr 0.05 reach NDCG@10 0.311 (30 epochs from 0.02: 0.307)."""
 
-    embedding_size: int = Field(64, ge=1)
-    """Width of user and item embeddings."""
+    _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=1)
+    """Width of user and item embeddings (was ``embedding_size``)."""
     n_layers: int = Field(2, ge=0, le=8)
     """Propagation layers (0 = plain matrix factorisation with BPR)."""
     reg_weight: float = Field(1e-3, ge=0)
@@ -60,7 +63,7 @@ class LightGCNModule(nn.Module):
         self.n_users, self.n_items = n_users, n_items
         self.n_layers = c.n_layers
         self.reg_weight = c.reg_weight
-        self.embedding = nn.Embedding(n_users + n_items, c.embedding_size)
+        self.embedding = nn.Embedding(n_users + n_items, c.embedding_dim)
         self.adj = adj
         self._cache: torch.Tensor | None = None
 

@@ -49,9 +49,11 @@ class MMMFConfig(JointConfig):
     """Multimodal BPR-MF (defaults: the ``bpr`` model's recipe, see the module doc)."""
 
     DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {"rec": 1.0, "reg": 2e-2}
+    _aliases: ClassVar[dict[str, str]] = {"dim": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
 
-    dim: int = Field(64, ge=1)
-    """Embedding dimension of users and (fused) items."""
+    embedding_dim: int = Field(64, ge=1)
+    """Embedding dimension of users and (fused) items (was ``dim``)."""
     modalities: list[str] = Field(default_factory=list)
     """Names of ``Dataset.item_embeddings`` to fuse with the ID embedding ([] = ID only)."""
     fusion: FusionKind = "add"
@@ -250,7 +252,7 @@ class MMMF(TorchRecommender):
         return _FusedMFModule(
             self.n_users,
             self.n_items,
-            c.dim,
+            c.embedding_dim,
             self.modalities_,
             c.fusion,
             c.id_dropout,

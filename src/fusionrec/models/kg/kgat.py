@@ -51,12 +51,15 @@ class KGATConfig(JointConfig):
     LOSS_TERMS: ClassVar[tuple[str, ...]] = ("rec", "kg", "reg")
     DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {"rec": 1.0, "kg": 1.0, "reg": 2e-2}
 
-    dim: int = Field(64, ge=1)
-    """Node (user/entity) embedding dimension."""
+    _aliases: ClassVar[dict[str, str]] = {"dim": "embedding_dim", "layers": "hidden_dims"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=1)
+    """Node (user/entity) embedding dimension (was ``dim``)."""
     rel_dim: int = Field(64, ge=1)
     """Relation-space dimension (attention and TransR)."""
-    layers: list[int] = Field(default_factory=lambda: [64])
-    """Output size of each propagation layer (RecBole's default: one layer of 64). With one
+    hidden_dims: list[int] = Field(default_factory=lambda: [64])
+    """Output size of each propagation layer (was ``layers``) (RecBole's default: one layer of 64). With one
     layer only the user and item rows are transformed; each further layer also transforms
     their KG neighbours (most of the graph on ml-100k), so it is much slower."""
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -120,10 +123,10 @@ class _KGATModule(nn.Module):
     ) -> None:
         super().__init__()
         self.n_users, self.n_nodes = n_users, n_nodes
-        self.node = nn.Embedding(n_nodes, cfg.dim)
+        self.node = nn.Embedding(n_nodes, cfg.embedding_dim)
         self.relation = nn.Embedding(n_rel, cfg.rel_dim)
-        self.proj = nn.Parameter(torch.empty(n_rel, cfg.dim, cfg.rel_dim))
-        self.prop = AttentivePropagation(cfg.dim, list(cfg.layers), cfg.dropout)
+        self.proj = nn.Parameter(torch.empty(n_rel, cfg.embedding_dim, cfg.rel_dim))
+        self.prop = AttentivePropagation(cfg.embedding_dim, list(cfg.hidden_dims), cfg.dropout)
         e = torch.from_numpy(np.ascontiguousarray(edges))
         self.register_buffer("dst", e[:, 0].contiguous(), persistent=False)
         self.register_buffer("rel", e[:, 1].contiguous(), persistent=False)
@@ -142,7 +145,7 @@ class _KGATModule(nn.Module):
         # only user and item nodes are scored: propagate just what they need (see
         # AttentivePropagation.forward_rows); output row of node n = target_pos[n]
         targets = np.union1d(np.arange(n_users), item_node)
-        plan = propagation_plan(edges[:, 0], edges[:, 2], targets, len(cfg.layers), n_nodes)
+        plan = propagation_plan(edges[:, 0], edges[:, 2], targets, len(cfg.hidden_dims), n_nodes)
         self._plan_np = plan
         pos = np.full(n_nodes, -1, dtype=np.int64)
         pos[targets] = np.arange(len(targets))

@@ -9,7 +9,7 @@ epoch's weights when its ``batches()`` starts a new epoch.
 
 Standalone KG embedding::
 
-    emb = train_kge(ds.kg, "transe", dim=64, epochs=50, seed=0)
+    emb = train_kge(ds.kg, "transe", embedding_dim=64, epochs=50, seed=0)
     metrics = link_prediction(emb, test_triples)      # {"mrr": ..., "hits@1": ..., "hits@10": ...}
 """
 
@@ -129,12 +129,15 @@ def split_triples(
 class KGEConfig(TrainConfig):
     """Standalone KG-embedding training (the shared Trainer runs the loop)."""
 
+    _aliases: ClassVar[dict[str, str]] = {"dim": "embedding_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
     method: Literal["transe", "transr"] = "transe"
     """Translational model."""
-    dim: int = Field(64, ge=1)
-    """Entity dimension."""
+    embedding_dim: int = Field(64, ge=1)
+    """Entity dimension (was ``dim``)."""
     rel_dim: int | None = Field(None, ge=1)
-    """TransR relation-space dimension (default: ``dim``)."""
+    """TransR relation-space dimension (default: ``embedding_dim``)."""
     margin: float = Field(1.0, gt=0)
     """Margin of the ranking loss."""
     kg_loss: Literal["margin", "softplus"] = "margin"
@@ -166,8 +169,8 @@ class KGEmbeddings:
 
 def build_kge_module(cfg: KGEConfig, n_entities: int, n_relations: int) -> torch.nn.Module:
     if cfg.method == "transe":
-        return TransEModule(n_entities, n_relations, cfg.dim, cfg.margin, cfg.kg_loss)
-    return TransRModule(n_entities, n_relations, cfg.dim, cfg.rel_dim, cfg.margin, cfg.kg_loss)
+        return TransEModule(n_entities, n_relations, cfg.embedding_dim, cfg.margin, cfg.kg_loss)
+    return TransRModule(n_entities, n_relations, cfg.embedding_dim, cfg.rel_dim, cfg.margin, cfg.kg_loss)
 
 
 class _KGETrainable:
@@ -203,7 +206,7 @@ class _KGETrainable:
 def train_kge(
     kg: KnowledgeGraph | np.ndarray,
     method: Literal["transe", "transr"] = "transe",
-    dim: int = 64,
+    embedding_dim: int = 64,
     epochs: int = 50,
     seed: int = 0,
     *,
@@ -216,7 +219,9 @@ def train_kge(
     :class:`KGEConfig` fields (lr, batch_size, margin, kg_loss, rel_dim, ...)."""
     try:
         cfg = KGEConfig(
-            method=method, dim=dim, epochs=epochs, **{"lr": 0.01, **params}
+            method=method,
+            epochs=epochs,
+            **{"lr": 0.01, "embedding_dim": embedding_dim, **KGEConfig.normalise_params(params)},
         )
     except Exception as e:  # pydantic ValidationError -> user-facing error
         raise ConfigError(f"invalid KG embedding parameters: {e}") from None
@@ -242,7 +247,7 @@ def train_kge(
     if isinstance(module, TransRModule):
         with torch.no_grad():  # start every projection at the identity (TransE-like)
             module.proj.copy_(
-                torch.eye(cfg.dim, module.relation.embedding_dim).expand_as(module.proj)
+                torch.eye(cfg.embedding_dim, module.relation.embedding_dim).expand_as(module.proj)
             )
     trainable = _KGETrainable(cfg, triples, n_entities, module)
     with torch.random.fork_rng(devices=[]):

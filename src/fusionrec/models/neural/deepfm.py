@@ -19,7 +19,7 @@ every pair's field embeddings (FM sums and the first MLP layer split into user a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -42,10 +42,13 @@ __all__ = ["DeepFM", "DeepFMConfig"]
 class DeepFMConfig(TrainConfig):
     """DeepFM hyper-parameters (plus the shared training settings)."""
 
-    embedding_size: int = Field(16, ge=1)
-    """Width of every field embedding (shared by the FM and the MLP)."""
-    hidden: tuple[int, ...] = (128, 64)
-    """Hidden layer widths of the deep part."""
+    _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim", "hidden": "hidden_dims"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(16, ge=1)
+    """Width of every field embedding (shared by the FM and the MLP; was ``embedding_size``)."""
+    hidden_dims: tuple[int, ...] = (128, 64)
+    """Hidden layer widths of the deep part (was ``hidden``)."""
     dropout: float = Field(0.2, ge=0, lt=1)
     """Dropout in the deep part."""
     target: Literal["implicit", "rating"] = "implicit"
@@ -82,7 +85,7 @@ class DeepFMModule(nn.Module):
         warm_items: np.ndarray,
     ) -> None:
         super().__init__()
-        k = c.embedding_size
+        k = c.embedding_dim
         self.regression = c.target == "rating" and c.rating_threshold is None
         self.user_id, self.item_id = nn.Embedding(n_users, k), nn.Embedding(n_items, k)
         self.user_id1, self.item_id1 = nn.Embedding(n_users, 1), nn.Embedding(n_items, 1)
@@ -102,7 +105,7 @@ class DeepFMModule(nn.Module):
         )
         self.n_user_fields = 1 + user_tables.n_fields
         n_fields = self.n_user_fields + 1 + item_tables.n_fields
-        sizes = [n_fields * k, *c.hidden]
+        sizes = [n_fields * k, *c.hidden_dims]
         self.first = nn.Linear(sizes[0], sizes[1]) if len(sizes) > 1 else None
         self.rest = nn.Sequential(nn.ReLU(), nn.Dropout(c.dropout), mlp([*sizes[1:], 1], c.dropout))
         if self.first is None:

@@ -5,7 +5,7 @@ trained pointwise with binary cross-entropy against sampled negatives."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -34,12 +34,16 @@ class NeuMFConfig(TrainConfig):
     costs about half a training epoch). The earlier constant lr 3e-3, batch 2048 and early
     stopping needed 15 epochs for the same accuracy."""
 
-    mf_embedding_size: int = Field(64, ge=1)
-    """Width of the GMF branch's user and item embeddings."""
-    mlp_embedding_size: int = Field(64, ge=1)
-    """Width of the MLP branch's user and item embeddings (the MLP input is twice this)."""
-    mlp_hidden_size: tuple[int, ...] = (128, 64)
-    """Output widths of the MLP layers."""
+    _aliases: ClassVar[dict[str, str]] = {"mf_embedding_size": "embedding_dim", "mlp_embedding_size": "mlp_embedding_dim", "mlp_hidden_size": "hidden_dims"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=1)
+    """Width of the GMF branch's user and item embeddings (was ``mf_embedding_size``)."""
+    mlp_embedding_dim: int = Field(64, ge=1)
+    """Width of the MLP branch's user and item embeddings, a second width distinct from
+    ``embedding_dim`` (the MLP input is twice this; was ``mlp_embedding_size``)."""
+    hidden_dims: tuple[int, ...] = (128, 64)
+    """Output widths of the MLP layers (was ``mlp_hidden_size``)."""
     dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout before each MLP layer (RecBole uses 0.1)."""
     epochs: int = Field(6, ge=1)
@@ -65,12 +69,12 @@ class NeuMFModule(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, c: NeuMFConfig) -> None:
         super().__init__()
-        self.user_mf = nn.Embedding(n_users, c.mf_embedding_size)
-        self.item_mf = nn.Embedding(n_items, c.mf_embedding_size)
-        self.user_mlp = nn.Embedding(n_users, c.mlp_embedding_size)
-        self.item_mlp = nn.Embedding(n_items, c.mlp_embedding_size)
-        self.mlp = MLP([2 * c.mlp_embedding_size, *c.mlp_hidden_size], dropout=c.dropout)
-        self.out = nn.Linear(c.mf_embedding_size + c.mlp_hidden_size[-1], 1)
+        self.user_mf = nn.Embedding(n_users, c.embedding_dim)
+        self.item_mf = nn.Embedding(n_items, c.embedding_dim)
+        self.user_mlp = nn.Embedding(n_users, c.mlp_embedding_dim)
+        self.item_mlp = nn.Embedding(n_items, c.mlp_embedding_dim)
+        self.mlp = MLP([2 * c.mlp_embedding_dim, *c.hidden_dims], dropout=c.dropout)
+        self.out = nn.Linear(c.embedding_dim + c.hidden_dims[-1], 1)
 
     def _split_mlp(self) -> tuple[nn.Module, nn.Linear, nn.Module]:
         """(layers before the first linear (dropout), the first linear, the layers after it)."""

@@ -18,7 +18,7 @@ random share of training examples so the towers learn to work without it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -39,12 +39,16 @@ __all__ = ["TwoTower", "TwoTowerConfig"]
 class TwoTowerConfig(TrainConfig):
     """Two-tower hyper-parameters (plus the shared training settings)."""
 
-    id_dim: int = Field(64, ge=1)
-    """Width of the user and item id embeddings."""
+    _aliases: ClassVar[dict[str, str]] = {"id_dim": "embedding_dim", "hidden": "hidden_dims"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    embedding_dim: int = Field(64, ge=1)
+    """Width of the user and item id embeddings (the tower input; the retrieval vector is
+    ``out_dim`` wide; was ``id_dim``)."""
     feature_dim: int = Field(16, ge=1)
     """Width of each feature field's embedding."""
-    hidden: tuple[int, ...] = (128,)
-    """Hidden layer widths of each tower's MLP."""
+    hidden_dims: tuple[int, ...] = (128,)
+    """Hidden layer widths of each tower's MLP (was ``hidden``)."""
     out_dim: int = Field(64, ge=1)
     """Output width of both towers (the retrieval vector)."""
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -76,11 +80,11 @@ class TwoTowerConfig(TrainConfig):
 class _Tower(nn.Module):
     def __init__(self, n: int, tables: FeatureTables, c: TwoTowerConfig, warm: np.ndarray) -> None:
         super().__init__()
-        self.id_emb = nn.Embedding(n, c.id_dim)
+        self.id_emb = nn.Embedding(n, c.embedding_dim)
         self.feats = FeatureEncoder(tables, c.feature_dim)
         self.register_buffer("warm", torch.as_tensor(warm, dtype=torch.bool), persistent=False)
         self.net = mlp(
-            [c.id_dim + tables.n_fields * c.feature_dim, *c.hidden, c.out_dim], c.dropout
+            [c.embedding_dim + tables.n_fields * c.feature_dim, *c.hidden_dims, c.out_dim], c.dropout
         )
         self.id_dropout = c.id_dropout
 

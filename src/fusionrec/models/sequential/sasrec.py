@@ -31,7 +31,7 @@ output weights all go through it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -67,16 +67,19 @@ __all__ = [
 class SASRecConfig(TrainConfig):
     """SASRec hyper-parameters (plus the shared training settings)."""
 
+    _aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_dim", "inner_size": "ffn_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
     max_len: int = Field(50, ge=1)
     """Longest history the model reads (older items are dropped)."""
-    hidden_size: int = Field(64, ge=1)
-    """Embedding and attention width."""
+    embedding_dim: int = Field(64, ge=1)
+    """Embedding and attention width (was ``hidden_size``)."""
     n_layers: int = Field(2, ge=1)
     """Self-attention blocks."""
     n_heads: int = Field(2, ge=1)
-    """Attention heads (must divide hidden_size)."""
-    inner_size: int = Field(256, ge=1)
-    """Feed-forward width inside each block."""
+    """Attention heads (must divide embedding_dim)."""
+    ffn_dim: int = Field(256, ge=1)
+    """Feed-forward width inside each block (was ``inner_size``)."""
     dropout: float = Field(0.3, ge=0, lt=1)
     """Dropout on embeddings and block outputs."""
     attn_dropout: float = Field(0.3, ge=0, lt=1)
@@ -194,11 +197,11 @@ class SASRecModule(nn.Module):
         super().__init__()
         self.n_items = n_items
         self.loss_kind = c.loss
-        self.item_emb = nn.Embedding(n_items + 1, c.hidden_size)  # row 0 = padding
-        self.pos_emb = nn.Embedding(c.max_len, c.hidden_size)
+        self.item_emb = nn.Embedding(n_items + 1, c.embedding_dim)  # row 0 = padding
+        self.pos_emb = nn.Embedding(c.max_len, c.embedding_dim)
         self.drop = nn.Dropout(c.dropout)
         self.encoder = CausalTransformer(
-            c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.dropout, c.attn_dropout
+            c.embedding_dim, c.n_layers, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout
         )
         self.cl_weight = c.cl_weight
         self.cl_temperature = c.cl_temperature
@@ -206,7 +209,7 @@ class SASRecModule(nn.Module):
         #: code of the 'mask' augmentation token (n_items + 1); its vector is ``mask_emb``
         self.mask_code = n_items + 1
         uses_mask = c.cl_weight > 0 and any(op.kind == "mask" for op in c.augment)
-        self.mask_emb = nn.Parameter(torch.zeros(1, c.hidden_size)) if uses_mask else None
+        self.mask_emb = nn.Parameter(torch.zeros(1, c.embedding_dim)) if uses_mask else None
 
     def item_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
         """Vectors of item codes (item index + 1; 0 = padding), any shape -> (*shape, d).

@@ -13,7 +13,7 @@ when few users saw both. ``text_weight`` = 0 is plain EASE.
 
 Cold part: an item with no training interactions has an all-zero column in X, and the
 regression above would learn "nobody wants it". Its column of B is instead the softmax
-(temperature ``cold_temperature``) weighted mean of the columns of its ``cold_neighbors``
+(temperature ``cold_temperature``) weighted mean of the columns of its ``cold_neighbours``
 textually nearest warm items, so it is scored like the warm items it reads like, on the same
 scale, times ``cold_weight``. Whether a never-interacted item is new (and as good as its
 neighbours) or simply unpopular is the data's question, not the model's: with
@@ -24,6 +24,8 @@ zero column.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -48,12 +50,16 @@ __all__ = ["LMEASE", "LMEASEConfig", "text_features", "COLD_WEIGHT_GRID"]
 class LMEASEConfig(ModelConfig):
     """Settings of lm_ease (defaults chosen on the ml-100k RS 8:1:1 validation split, seed 2020)."""
 
+    _aliases: ClassVar[dict[str, str]] = {"cold_neighbors": "cold_neighbours"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
     reg_weight: float = Field(500.0, gt=0)
     """L2 regularisation λ added to the Gram matrix diagonal (as in EASE)."""
     text_weight: float = Field(1.0, ge=0)
     """Weight α of the text Gram term, in units of the mean item popularity (0 = plain EASE)."""
-    cold_neighbors: int = Field(1, ge=1)
-    """Warm items whose B columns a cold item's column is averaged from (by text similarity)."""
+    cold_neighbours: int = Field(1, ge=1)
+    """Warm items whose B columns a cold item's column is averaged from (by text similarity;
+    was ``cold_neighbors``)."""
     cold_temperature: float = Field(0.05, gt=0)
     """Softmax temperature over the cold item's cosine similarities to those neighbours."""
     cold_weight: float | None = Field(None, ge=0)
@@ -100,7 +106,7 @@ class LMEASE(EASE):
         b = ease_weights(g, c.reg_weight)
         warm = pop > 0
         b[:, ~warm] = 0.0
-        cold, nbrs, wts = warm_text_neighbours(text, warm, c.cold_neighbors, c.cold_temperature)
+        cold, nbrs, wts = warm_text_neighbours(text, warm, c.cold_neighbours, c.cold_temperature)
         borrow_columns(b, cold, nbrs, wts)
         b[cold, cold] = 0.0
         self.B_ = b.astype(np.float32)

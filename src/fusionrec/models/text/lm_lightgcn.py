@@ -132,7 +132,7 @@ class LMLightGCNConfig(LightGCNConfig, LMTextConfig):
     id_init: Literal["random", "text"] = "text"
     """"text": the ID embeddings start from the text: an item's layer-0 ID vector is its random
     init plus a fixed offset, the projection of its centred text on the catalogue's top
-    ``embedding_size`` principal text directions (scaled to ``id_init_std`` per coordinate); a
+    ``embedding_dim`` principal text directions (scaled to ``id_init_std`` per coordinate); a
     user's offset is the mean offset of their training items, scaled the same way."""
     id_init_std: float = Field(0.1, gt=0)
     """Per-coordinate standard deviation of the text offsets of ``id_init`` = "text"."""
@@ -180,7 +180,7 @@ class LMLightGCNModule(LightGCNModule):
         cold: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         super().__init__(n_users, n_items, adj, c)
-        d = c.embedding_size
+        d = c.embedding_dim
         # cold items read out their warm text neighbours' final embeddings (cold_items)
         self.cold_fallback = c.cold_items == "text_neighbours"
         if self.cold_fallback:
@@ -360,7 +360,7 @@ class LMLightGCN(TextModelMixin, LightGCN):
         offset = score_text = None
         if text is not None and c.id_init == "text":
             offset = torch.as_tensor(
-                text_id_offsets(text, self.seen_, c.embedding_size, c.id_init_std)
+                text_id_offsets(text, self.seen_, c.embedding_dim, c.id_init_std)
             )
         if text is not None and (c.text_score_weight > 0 or c.text_score_learned):
             ut, it = user_item_text(text, self.seen_)
