@@ -18,9 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fusionrec.data.validation import check_finite, control_bytes
 from fusionrec.errors import DataFormatError
 
-__all__ = ["DelimitedText", "read_delimited", "read_csv_strict", "to_float", "first_bad"]
+__all__ = [
+    "DelimitedText", "read_delimited", "read_csv_strict", "to_float", "first_bad", "reject_control",
+]  # fmt: skip
 
 _SEP_NAMES = {"\t": "TAB", ",": "','", "|": "'|'", "::": "'::'"}
 _SUBSTITUTE = "\x1f"  # ASCII unit separator: stands in for a multi-character separator
@@ -53,6 +56,36 @@ def _line_bounds(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nz = lengths > 0
     has_cr[nz] = data[ends[nz] - 1] == 13
     return starts, lengths - has_cr
+
+
+_CHUNK = 1 << 26  # bytes scanned at a time for control characters (bounds temporary memory)
+
+
+def reject_control(path: Path, data: np.ndarray) -> None:
+    """Raise naming the line of the first control byte (other than TAB/LF/CR-LF) or lone CR.
+
+    A NUL or other control character inside an id would otherwise be kept (or, worse, dropped
+    by numpy's fixed-width strings so ``"196\\0"`` becomes ``"196"``); a lone CR is an old
+    Mac line end or a damaged file. Both are refused, never guessed at.
+    """
+    for lo in range(0, len(data), _CHUNK):
+        # one byte of overlap so a CR at the end of a chunk sees its LF
+        part = data[lo : lo + _CHUNK + 1]
+        bad = control_bytes(part)
+        bad = bad[bad < _CHUNK]
+        if len(bad):
+            p = lo + int(bad[0])
+            line = int(np.count_nonzero(data[:p] == 10)) + 1
+            col = p - (int(np.flatnonzero(data[:p] == 10)[-1]) + 1 if line > 1 else 0) + 1
+            b = int(data[p])
+            what = (
+                "a carriage return not followed by a line feed (old Mac line ends or a damaged file)"
+                if b == 13
+                else f"the control character {chr(b)!r}"
+            )
+            raise DataFormatError(
+                path, line, f"{what} at column {col}; data files may not hold control characters"
+            )
 
 
 def _sep_positions(data: np.ndarray, sep: bytes) -> np.ndarray:
@@ -108,6 +141,7 @@ def read_delimited(
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     data = np.frombuffer(raw, dtype=np.uint8)
+    reject_control(path, data)
     starts, lengths = _line_bounds(data)
     sep_b = sep.encode(encoding)
     pos = _sep_positions(data, sep_b)
@@ -212,6 +246,7 @@ def read_csv_strict(
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     data = np.frombuffer(raw, dtype=np.uint8)
+    reject_control(path, data)
     starts, lengths = _line_bounds(data)
     n_lines = len(starts)
     pos = _sep_positions(data, sep.encode(encoding))
@@ -249,6 +284,8 @@ def read_csv_strict(
                 frame = None
         if frame is None:
             frame = pd.read_csv(io.BytesIO(raw), dtype=str, **kw)
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(path, None, "no header line (the file holds only blanks)") from None
     except pd.errors.ParserError as e:
         m = _PANDAS_LINE.search(str(e))
         raise DataFormatError(path, int(m.group(1)) if m else None, f"malformed CSV: {e}") from None
@@ -276,6 +313,7 @@ def to_float(
     if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
         out = values.to_numpy(np.float64)
         if allow_empty or not np.isnan(out).any():
+            check_finite(out, path=src.path, field=field, line_of=src.line_of)
             return out
     s = values.astype(str)
     stripped = s.str.strip()
@@ -290,4 +328,5 @@ def to_float(
         raise DataFormatError(
             src.path, src.line_of(r), f"field {field!r}: expected a number, got {s.iloc[r]!r}"
         )
+    check_finite(out, path=src.path, field=field, line_of=src.line_of, raw=s)
     return out

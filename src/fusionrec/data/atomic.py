@@ -16,6 +16,7 @@ import pandas as pd
 
 from fusionrec.data._textio import DelimitedText, first_bad, read_delimited, to_float
 from fusionrec.data.dataset import FEATURE_TYPES, Dataset
+from fusionrec.data.validation import check_ids, check_unique
 from fusionrec.errors import DataFormatError
 
 __all__ = ["read_atomic", "load_atomic", "ATOMIC_SUFFIXES"]
@@ -103,12 +104,13 @@ def _float_seq(col: pd.Series, src: DelimitedText, field: str) -> list[list[floa
 
 
 def read_atomic(
-    path: str | os.PathLike, *, require_rows: bool = True
+    path: str | os.PathLike, *, require_rows: bool = True, unique: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Read one atomic file into a typed table and its ``{field: type}`` map.
 
     ``token`` columns stay strings, ``float`` become float64 (empty = NaN), ``token_seq``
-    lists of str, ``float_seq`` lists of float.
+    lists of str, ``float_seq`` lists of float. ``unique`` names a field whose values must
+    not repeat (the id of a ``.user``/``.item`` file).
 
     Raises:
         DataFormatError: naming the file and line, for an empty file, a header field without
@@ -129,6 +131,10 @@ def read_atomic(
     for i, (name, typ) in enumerate(fields):
         col = src.frame[i]
         if typ == "token":
+            if name.endswith("_id"):
+                check_ids(col, path=path, field=name, line_of=src.line_of)
+            if name == unique:
+                check_unique(col, path=path, field=name, line_of=src.line_of)
             out[name] = col.to_numpy(dtype=object)
         elif typ == "float":
             out[name] = to_float(col, src, name)
@@ -213,7 +219,7 @@ def load_atomic(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     users = utypes = None
     upath = folder / f"{name}.user"
     if upath.exists():
-        users, utypes = read_atomic(upath, require_rows=False)
+        users, utypes = read_atomic(upath, require_rows=False, unique="user_id")
         _need(users, upath, ("user_id",))
         utypes.pop("user_id")
 
@@ -221,7 +227,7 @@ def load_atomic(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     text_fields: list[str] = []
     mpath = folder / f"{name}.item"
     if mpath.exists():
-        items, ityp = read_atomic(mpath, require_rows=False)
+        items, ityp = read_atomic(mpath, require_rows=False, unique="item_id")
         _need(items, mpath, ("item_id",))
         ityp.pop("item_id")
         text_fields = [c for c, t in ityp.items() if _is_text(c, t)]

@@ -428,6 +428,9 @@ class Dataset:
                 "item_embeddings": sorted(self.item_embeddings),
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            from fusionrec.data.manifest import write_manifest
+
+            write_manifest(tmp)  # last: a folder with a valid manifest is complete
             replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -435,39 +438,73 @@ class Dataset:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Dataset:
+    def load(cls, path: str | os.PathLike, *, verify: bool = True) -> Dataset:
+        """Load a folder written by :meth:`save`.
+
+        With ``verify`` (default) and a ``manifest.json`` present, every file's size and
+        SHA-256 are checked first; a folder without a manifest (older versions) is read and
+        validated as it is.
+
+        Raises:
+            DataFormatError: naming the damaged file, for any missing, truncated or altered file,
+                a malformed ``meta.json``, ids that do not resolve, or values that fail validation.
+        """
+        from fusionrec.data import _saved_io as sio
+        from fusionrec.data.manifest import has_manifest, verify_manifest
+        from fusionrec.data.validation import validate_dataset
+        from fusionrec.errors import FusionRecError
+
         path = Path(path)
         meta_path = path / "meta.json"
         if not meta_path.exists():
             raise DataFormatError(path, None, "not a saved fusionrec Dataset (meta.json missing)")
-        meta = json.loads(meta_path.read_text())
-        inter = pd.read_parquet(path / "interactions.parquet")
-        users = pd.read_parquet(path / "users.parquet")
-        items = pd.read_parquet(path / "items.parquet")
-        user_map = IdMap(users["user_id"].astype(str).to_numpy(), name="user")
-        item_map = IdMap(items["item_id"].astype(str).to_numpy(), name="item")
-        uf = _features_from_saved(users, "user_id", meta["user_feature_types"])
-        itf = _features_from_saved(items, "item_id", meta["item_feature_types"])
-        kg = None
-        if (path / "kg.parquet").exists():
-            kg = KnowledgeGraph.from_frames(pd.read_parquet(path / "kg.parquet"), pd.read_parquet(path / "link.parquet"), item_map)
-        embs = {k: np.load(path / f"emb_{k}.npy", allow_pickle=False) for k in meta.get("item_embeddings", [])}
-        return cls(
-            users=user_map,
-            items=item_map,
-            user_idx=user_map.to_idx(inter["user_id"].astype(str).to_numpy()),
-            item_idx=item_map.to_idx(inter["item_id"].astype(str).to_numpy()),
-            rating=inter["rating"].to_numpy() if "rating" in inter.columns else None,
-            timestamp=inter["timestamp"].to_numpy() if "timestamp" in inter.columns else None,
-            user_features=uf,
-            item_features=itf,
-            user_feature_types=meta["user_feature_types"],
-            item_feature_types=meta["item_feature_types"],
-            text_fields=tuple(meta["text_fields"]),
-            kg=kg,
-            item_embeddings=embs,
-            name=meta["name"],
-        )
+        if verify and has_manifest(path):
+            verify_manifest(path)
+        meta = sio.read_meta(meta_path, _FORMAT_VERSION)
+        ipath, upath, mpath = path / "interactions.parquet", path / "users.parquet", path / "items.parquet"
+        inter, users, items = sio.read_parquet(ipath), sio.read_parquet(upath), sio.read_parquet(mpath)
+        sio.require_columns(ipath, inter, ("user_id", "item_id"), numeric=("rating", "timestamp"))
+        sio.require_columns(upath, users, ("user_id", *meta["user_feature_types"]))
+        sio.require_columns(mpath, items, ("item_id", *meta["item_feature_types"]))
+        where = upath
+        try:
+            user_map = IdMap(users["user_id"].astype(str).to_numpy(), name="user")
+            where = mpath
+            item_map = IdMap(items["item_id"].astype(str).to_numpy(), name="item")
+            uf = _features_from_saved(users, "user_id", meta["user_feature_types"])
+            itf = _features_from_saved(items, "item_id", meta["item_feature_types"])
+            kg = None
+            where = path / "kg.parquet"
+            if where.exists() or (path / "link.parquet").exists():
+                triples, link = sio.read_parquet(where), sio.read_parquet(path / "link.parquet")
+                kg = KnowledgeGraph.from_frames(triples, link, item_map)
+            embs = {}
+            for k in meta.get("item_embeddings", []):
+                where = path / f"emb_{k}.npy"
+                embs[k] = sio.read_npy(where)
+            where = ipath
+            ds = cls(
+                users=user_map,
+                items=item_map,
+                user_idx=user_map.to_idx(inter["user_id"].astype(str).to_numpy()),
+                item_idx=item_map.to_idx(inter["item_id"].astype(str).to_numpy()),
+                rating=inter["rating"].to_numpy(np.float64) if "rating" in inter.columns else None,
+                timestamp=inter["timestamp"].to_numpy(np.float64) if "timestamp" in inter.columns else None,
+                user_features=uf,
+                item_features=itf,
+                user_feature_types=meta["user_feature_types"],
+                item_feature_types=meta["item_feature_types"],
+                text_fields=tuple(meta["text_fields"]),
+                kg=kg,
+                item_embeddings=embs,
+                name=meta["name"],
+            )
+        except DataFormatError:
+            raise
+        except (FusionRecError, ValueError, KeyError, TypeError) as e:
+            raise DataFormatError(where, None, f"damaged saved dataset: {e}") from None
+        validate_dataset(ds, where=path)
+        return ds
 
     def user_index(self, users: object) -> np.ndarray:
         """Indices for external user ids; raises UnknownIdError naming the first unknown id."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from fusionrec.data.atomic import load_atomic
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.fetch import DATASETS, dataset_cache_dir, fetch
+from fusionrec.data.manifest import has_manifest
 from fusionrec.data.movielens import detect_movielens, load_movielens
 from fusionrec.data.tabular import load_table
 from fusionrec.errors import DataFormatError
@@ -69,7 +70,12 @@ def load_dataset(
     if key in DATASETS:
         built = dataset_cache_dir(key, cache_dir) / BUILT_DIR
         if built.exists() and not rebuild:
-            return Dataset.load(built)
+            try:
+                if not has_manifest(built):
+                    raise DataFormatError(built, None, "no manifest (older version or unfinished)")
+                return Dataset.load(built)
+            except DataFormatError as e:
+                log.warning("cached dataset is damaged, rebuilding it from the raw files: %s", e)
         raw = fetch(key, cache_dir=cache_dir, progress=progress)
         ds = load_folder(raw, name=key)
         if ds.name != key:

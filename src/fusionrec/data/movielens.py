@@ -24,6 +24,7 @@ from fusionrec.data._textio import (
     to_float,
 )
 from fusionrec.data.dataset import Dataset
+from fusionrec.data.validation import check_ids, check_unique
 from fusionrec.errors import DataFormatError
 
 __all__ = ["load_movielens", "detect_movielens", "ML100K_GENRES", "split_title_year"]
@@ -70,10 +71,7 @@ def _ratings(src: DelimitedText, fields: tuple[int, int, int, int]) -> pd.DataFr
     u, i, r, t = fields
     f = src.frame
     for c, nm in ((u, "user id"), (i, "item id")):
-        empty = (f[c].str.strip() == "").to_numpy()
-        b = first_bad(empty)
-        if b is not None:
-            raise DataFormatError(src.path, src.line_of(b), f"empty {nm}")
+        check_ids(f[c].str.strip(), path=src.path, field=nm, line_of=src.line_of)
     return pd.DataFrame(
         {
             "user_id": f[u].str.strip().to_numpy(dtype=object),
@@ -132,6 +130,8 @@ def _load_100k(
         bad = first_bad(~np.isin(flags, (0.0, 1.0)).all(axis=1))
         if bad is not None:
             raise DataFormatError(src.path, src.line_of(bad), "genre flags must be 0 or 1")
+        check_ids(f[0].str.strip(), path=src.path, field="item id", line_of=src.line_of)
+        check_unique(f[0].str.strip(), path=src.path, field="item id", line_of=src.line_of)
         title, year = split_title_year(f[1])
         names = np.asarray(genres, dtype=object)
         items = pd.DataFrame(
@@ -161,6 +161,8 @@ def _load_100k(
             expect="id|age|gender|occupation|zip",
         )
         f = src.frame
+        check_ids(f[0].str.strip(), path=src.path, field="user id", line_of=src.line_of)
+        check_unique(f[0].str.strip(), path=src.path, field="user id", line_of=src.line_of)
         users = pd.DataFrame(
             {
                 "user_id": f[0].str.strip().to_numpy(dtype=object),
@@ -201,6 +203,8 @@ def _load_1m(
             encoding="latin-1",
             expect="MovieID::Title::Genres",
         )
+        check_ids(src.frame[0].str.strip(), path=src.path, field="movie id", line_of=src.line_of)
+        check_unique(src.frame[0].str.strip(), path=src.path, field="movie id", line_of=src.line_of)
         items, itypes = _movies(src.frame[0], src.frame[1], src.frame[2])
     if (folder / "users.dat").exists():
         src = read_delimited(
@@ -212,6 +216,8 @@ def _load_1m(
             expect="UserID::Gender::Age::Occupation::Zip-code",
         )
         f = src.frame
+        check_ids(f[0].str.strip(), path=src.path, field="user id", line_of=src.line_of)
+        check_unique(f[0].str.strip(), path=src.path, field="user id", line_of=src.line_of)
         users = pd.DataFrame(
             {
                 "user_id": f[0].str.strip().to_numpy(dtype=object),
@@ -267,6 +273,8 @@ def _load_csv(
     if (folder / "movies.csv").exists():
         m = read_csv_strict(folder / "movies.csv")
         _csv_columns(m, ("movieId", "title", "genres"))
+        check_ids(m.frame["movieId"].str.strip(), path=m.path, field="movieId", line_of=m.line_of)
+        check_unique(m.frame["movieId"].str.strip(), path=m.path, field="movieId", line_of=m.line_of)
         items, itypes = _movies(m.frame["movieId"], m.frame["title"], m.frame["genres"])
     return inter, items, None, itypes, {}
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from fusionrec.data._textio import DelimitedText, read_csv_strict, to_float
 from fusionrec.data.dataset import Dataset
+from fusionrec.data.validation import check_finite, check_ids
 from fusionrec.errors import DataFormatError
 
 __all__ = ["load_table", "read_table"]
@@ -28,6 +29,7 @@ def read_table(path: str | os.PathLike, sep: str = ",") -> DelimitedText:
             frame = pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types for a bad file
             raise DataFormatError(path, None, f"not a readable Parquet file: {e}") from None
+        _check_parquet_columns(path, frame)
         # parquet has no lines; report row numbers as "line" = row + 1
         return DelimitedText(
             path, [str(c) for c in frame.columns], frame, np.arange(len(frame)) + 1
@@ -35,15 +37,44 @@ def read_table(path: str | os.PathLike, sep: str = ",") -> DelimitedText:
     return read_csv_strict(path, sep=sep)
 
 
+def _check_parquet_columns(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse column types no loader step can use: binary, nested (list/struct/map) values."""
+    for c in frame.columns:
+        col = frame[c]
+        if col.dtype != object or not len(col):
+            continue
+        kinds = {type(v) for v in col.dropna().head(1000).tolist()}
+        kinds |= {type(v) for v in col.dropna().tail(1000).tolist()}
+        odd = sorted(k.__name__ for k in kinds if not issubclass(k, (str, int, float, np.number)))
+        if odd:
+            what = "binary" if "bytes" in odd else f"nested ({', '.join(odd)})"
+            raise DataFormatError(
+                path, None, f"column {c!r} holds {what} values; expected text or numbers"
+            )
+
+
+def _numbers(col: pd.Series, src: DelimitedText, field: str) -> np.ndarray:
+    """A float column (bool refused), with infinities named by line."""
+    if pd.api.types.is_bool_dtype(col):
+        raise DataFormatError(src.path, None, f"column {field!r} holds booleans; expected numbers")
+    if pd.api.types.is_numeric_dtype(col):
+        out = col.to_numpy(np.float64, na_value=np.nan)
+        check_finite(out, path=src.path, field=field, line_of=src.line_of)
+        return out
+    return to_float(col, src, field)
+
+
 def _timestamp(col: pd.Series, src: DelimitedText) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):
         return (col.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy(np.float64)
-    if pd.api.types.is_numeric_dtype(col):
-        return col.to_numpy(np.float64)
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return _numbers(col, src, "timestamp")
     s = col.astype(str).str.strip()
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all() or (num.isna() & (s != "")).sum() == 0:
-        return num.to_numpy(np.float64)
+        out = num.to_numpy(np.float64)
+        check_finite(out, path=src.path, field="timestamp", line_of=src.line_of, raw=s)
+        return out
     dt = pd.to_datetime(s.where(s != "", None), errors="coerce", utc=True, format="mixed")
     bad = dt.isna().to_numpy() & (s != "").to_numpy()
     if bad.any():
@@ -54,6 +85,31 @@ def _timestamp(col: pd.Series, src: DelimitedText) -> np.ndarray:
             f"field 'timestamp': expected a number or a date, got {s.iloc[r]!r}",
         )
     return (dt.astype("datetime64[ns, UTC]").astype("int64") // 10**9).to_numpy(np.float64)
+
+
+def _ids(values: pd.Series, src: DelimitedText, canon: str, col: str) -> np.ndarray:
+    """String ids: integers kept as integers, whole floats as integers, blanks stripped."""
+    if pd.api.types.is_bool_dtype(values):
+        raise DataFormatError(src.path, None, f"column {col!r} holds booleans; expected ids")
+    empty = values.isna().to_numpy()
+    r = int(np.flatnonzero(empty)[0]) if empty.any() else None
+    if r is not None:
+        raise DataFormatError(src.path, src.line_of(r), f"empty {canon} in column {col!r}")
+    if pd.api.types.is_float_dtype(values):
+        f = values.to_numpy(np.float64)
+        frac = f != np.round(f)
+        if frac.any() or np.isinf(f).any():
+            r = int(np.flatnonzero(frac | np.isinf(f))[0])
+            raise DataFormatError(
+                src.path, src.line_of(r), f"{canon} {float(f[r])!r} in column {col!r} is not a whole number"
+            )
+        values = pd.Series(f.astype(np.int64))
+    s = values.astype(str).str.strip()
+    if (s == "").any():
+        r = int(np.flatnonzero((s == "").to_numpy())[0])
+        raise DataFormatError(src.path, src.line_of(r), f"empty {canon} in column {col!r}")
+    check_ids(s, path=src.path, field=canon, line_of=src.line_of)
+    return s.to_numpy(dtype=object)
 
 
 def _side_table(
@@ -127,18 +183,9 @@ def load_table(
             continue
         values = df[col]
         if canon in ("user_id", "item_id"):
-            s = values.astype(str).str.strip()
-            empty = (s == "") | values.isna()
-            if empty.any():
-                r = int(np.flatnonzero(empty.to_numpy())[0])
-                raise DataFormatError(path, src.line_of(r), f"empty {canon} in column {col!r}")
-            out[canon] = s.to_numpy(dtype=object)
+            out[canon] = _ids(values, src, canon, col)
         elif canon == "rating":
-            out[canon] = (
-                values.to_numpy(np.float64)
-                if pd.api.types.is_numeric_dtype(values)
-                else to_float(values, src, col)
-            )
+            out[canon] = _numbers(values, src, col)
         else:
             out[canon] = _timestamp(values, src)
     inter = pd.DataFrame(out)
