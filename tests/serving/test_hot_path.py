@@ -43,8 +43,10 @@ def test_key_cache_is_keyed_by_id_and_still_checks_the_secret(settings):
     forged = key[:-3] + ("xyz" if not key.endswith("xyz") else "abc")
     assert svc.cached_key(forged) is None
     assert svc.check_key(forged).status == "unknown"
-    assert svc.cached_key(key) is None  # a failed check drops the remembered one
-    assert svc.check_key(key).status == "ok"
+    # a wrong secret must not evict the real key's remembered check (issue 17 item 8)
+    n = len(queries)
+    assert svc.cached_key(key) is not None
+    assert svc.check_key(key).status == "ok" and len(queries) == n
     # revoked through the service: refused at once, despite the 60 s cache
     svc.revoke_key(info.key_id)
     assert svc.check_key(key).status == "revoked"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -77,8 +78,9 @@ def test_failed_reload_keeps_old_model(tmp_path, settings, keys, model_dir):
     s = settings.model_copy(update={"model_dir": None, "registry": reg})
     with TestClient(create_app(s)) as c:
         bad = reg / "v2"
-        bad.mkdir()
-        (bad / "config.json").write_text('{"model": "no-such-model", "params": {}}')
+        shutil.copytree(model_dir, bad)
+        meta = json.loads((bad / "config.json").read_text())
+        (bad / "config.json").write_text(json.dumps({**meta, "model": "no-such-model"}))
         r = c.post("/v1/admin/reload", headers={"X-API-Key": keys[1]})
         assert r.status_code == 409 and "unknown model 'no-such-model'" in r.json()["detail"]
         assert (

@@ -216,31 +216,41 @@ class Recommender(ABC):
         exclude_seen: bool = True,
         candidates: Sequence[object] | None = None,
         unknown: Literal["popular", "raise"] = "popular",
+        *,
+        histories: Sequence[Sequence[object] | None] | None = None,
+        item_filter: np.ndarray | None = None,
+        diversity: float = 0.0,
     ) -> pd.DataFrame:
         """Top-k per user as a table ``user_id, item_id, rank, score, fallback``.
 
-        Users the model never saw get the most popular items (``fallback=True``) unless
-        ``unknown="raise"``. Items scored -inf (seen, or outside ``candidates``) are left out.
+        The one recommend path (:func:`fusionrec.models.recommend.recommend_batch`, which the
+        service calls too): training items are excluded (``exclude_seen``), ``candidates``
+        (item ids) and ``item_filter`` (a boolean mask over items, e.g. from
+        :func:`fusionrec.models.item_filters.genre_filter`) restrict the answer, ``histories``
+        (item ids per user) add interactions outside the training data, ``diversity`` re-ranks
+        by MMR. Users the model never saw get history scoring, content similarity or the most
+        popular items (the last two ``fallback=True``) unless ``unknown="raise"``.
         """
+        from fusionrec.models.recommend import recommend_batch
+
         self._require_fitted()
         users = np.atleast_1d(np.asarray(users, dtype=object)).astype(str)
-        uidx = self.users_.to_idx(users, unknown="raise" if unknown == "raise" else "mask")
+        if unknown == "raise":
+            self.users_.to_idx(users, unknown="raise")
         cand = None if candidates is None else self.items_.to_idx(np.asarray(candidates, dtype=object))
-        known = uidx >= 0
+        answers = recommend_batch(
+            self,
+            users,
+            k,
+            exclude_seen=exclude_seen,
+            candidates=cand,
+            allowed=item_filter,
+            histories=histories,
+            diversity=diversity,
+        )
         rows = []
-        if known.any():
-            items, scores = self.recommend_indices(uidx[known], k, exclude_seen, cand)
-            for uid, its, scs in zip(users[known], items, scores, strict=True):
-                rows.extend(_rows(uid, its, scs, self.items_, fallback=False))
-        if (~known).any():
-            pop = self.item_pop_.astype(np.float32).copy()
-            if cand is not None:
-                keep = np.zeros(len(pop), bool)
-                keep[cand] = True
-                pop[~keep] = -np.inf
-            its, scs = topk(pop[None, :], k)
-            for uid in users[~known]:
-                rows.extend(_rows(uid, its[0], scs[0], self.items_, fallback=True))
+        for uid, ans in zip(users, answers, strict=True):
+            rows.extend(_rows(uid, ans.items, ans.scores, self.items_, fallback=ans.fallback))
         df = pd.DataFrame(rows, columns=["user_id", "item_id", "rank", "score", "fallback"])
         order = {u: n for n, u in enumerate(dict.fromkeys(users.tolist()))}
         df["_o"] = df["user_id"].map(order)

@@ -14,27 +14,36 @@ def mmr(
 
     ``relevance`` is min-max scaled to [0, 1] first so ``lam`` weighs comparable quantities;
     ``lam=1`` keeps the relevance order. Returns positions into ``candidates``.
+
+    Vectorised: the candidates' cosine matrix is one matrix product (float32), after which each
+    greedy step is a few length-n array operations, so ``k=200`` over 1,000 candidates of
+    1,682-d vectors takes milliseconds instead of seconds (one matrix-vector product per step).
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
-    n = len(candidates)
-    k = min(k, n)
-    if k == 0:
+    cand = np.asarray(candidates, dtype=np.int64)
+    n = len(cand)
+    if len(relevance) != n:
+        raise ValueError(f"{len(relevance)} relevance values for {n} candidates")
+    k = min(int(k), n)
+    if k <= 0:
         return np.zeros(0, dtype=np.int64)
     rel = np.asarray(relevance, dtype=np.float64)
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
-    v = np.asarray(vectors[candidates], dtype=np.float64)
+    if lam == 1.0:  # pure relevance: the stable relevance order
+        return np.argsort(-rel, kind="stable")[:k].astype(np.int64)
+    v = np.asarray(vectors[cand], dtype=np.float32)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    sim = (v @ v.T).astype(np.float64)  # (n, n) cosine between candidates
+    gain = lam * rel
+    obj = gain.copy()  # nothing picked yet: no redundancy penalty
     max_sim = np.full(n, -np.inf)
-    picked: list[int] = []
-    free = np.ones(n, dtype=bool)
-    for _ in range(k):
-        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        obj = lam * rel - (1.0 - lam) * penalty
-        obj[~free] = -np.inf
+    picked = np.empty(k, dtype=np.int64)
+    for t in range(k):
         j = int(np.argmax(obj))
-        picked.append(j)
-        free[j] = False
-        max_sim = np.maximum(max_sim, v @ v[j])
-    return np.asarray(picked, dtype=np.int64)
+        picked[t] = j
+        np.maximum(max_sim, sim[j], out=max_sim)
+        obj = gain - (1.0 - lam) * max_sim
+        obj[picked[: t + 1]] = -np.inf
+    return picked

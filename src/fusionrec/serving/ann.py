@@ -73,8 +73,10 @@ class AnnIndex:
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Item indices (-1 = none) and inner products, best first, shape (len(queries), n)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        scores, idx = self.index.search(q, min(n, self.size))
-        return idx.astype(np.int64), scores
+        scores, idx = self.index.search(q, max(1, min(n, self.size)))
+        idx = idx.astype(np.int64)
+        idx[(idx < 0) | (idx >= self.size)] = -1  # a tampered index may name items it lacks
+        return idx, scores
 
     def save(self, path: str | Path) -> Path:
         import faiss
@@ -87,11 +89,17 @@ class AnnIndex:
 
     @classmethod
     def load(cls, path: str | Path, n_items: int, dim: int, nprobe: int = 32) -> AnnIndex | None:
-        """The saved index, or None when it does not match the model's item vectors."""
+        """The saved index, or None when it is unreadable or does not match the model's item
+        vectors (the caller then builds a new one)."""
         import faiss
 
-        index = faiss.read_index(str(path))
-        if index.ntotal != n_items or index.d != dim:
+        try:
+            index = faiss.read_index(str(path))
+        except Exception:  # faiss raises RuntimeError (and others) for a damaged file
+            return None
+        if not isinstance(index, (faiss.IndexFlat, faiss.IndexIVF, faiss.IndexHNSW)):
+            return None
+        if index.ntotal != n_items or index.d != dim or index.metric_type != faiss.METRIC_INNER_PRODUCT:
             return None
         kind = (
             "ivf"

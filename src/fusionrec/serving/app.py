@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from fusionrec.errors import ConfigError, UnknownIdError
-from fusionrec.serving.middleware import BodyLimitMiddleware, MetricsMiddleware
+from fusionrec.serving.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from fusionrec.serving.routes import admin, ops, v1
 from fusionrec.serving.service import Service
 from fusionrec.serving.settings import ServeSettings
@@ -50,12 +51,22 @@ def create_app(settings: ServeSettings | None = None, service: Service | None = 
     app.include_router(admin.router)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [str(x) if not isinstance(x, int) else x for x in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors)
+        ctype = request.headers.get("content-type", "")
+        if request.method in ("POST", "PUT", "PATCH") and "json" not in ctype.lower():
+            msg = (
+                f"the body must be JSON sent with 'Content-Type: application/json' "
+                f"(got {ctype[:64]!r}; with curl add -H 'Content-Type: application/json'); {msg}"
+            )
         return JSONResponse({"detail": msg, "errors": errors}, status_code=422)
 
     @app.exception_handler(UnknownIdError)
@@ -66,9 +77,44 @@ def create_app(settings: ServeSettings | None = None, service: Service | None = 
     async def _config(_: Request, exc: ConfigError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    # outermost first: metrics count every answer (431/413/401 included), then the size limits,
+    # then the key check, which runs before any body is read
+    app.add_middleware(AuthMiddleware, service=svc)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, settings: ServeSettings) -> dict:
+    """FastAPI's document with this service's real ``k`` bound (``max_k``)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, routes=app.routes, description=_DESCRIPTION
+    )
+    schemas = doc.get("components", {}).get("schemas", {})
+    k = schemas.get("RecommendRequest", {}).get("properties", {}).get("k")
+    if k is not None:
+        k["maximum"] = settings.max_k
+    for path in doc.get("paths", {}).values():
+        for op in path.values():
+            for p in op.get("parameters", []):
+                if p.get("name") == "k" and p.get("in") == "query":
+                    p["schema"]["maximum"] = settings.max_k
+    app.openapi_schema = doc
+    return doc
+
+
+_DESCRIPTION = (
+    "Recommendations over HTTP. Every /v1 route needs an API key "
+    "(`Authorization: Bearer <key>` or `X-API-Key: <key>`; `fusionrec keys create`). "
+    "JSON bodies need `Content-Type: application/json`."
+)
 
 
 async def _poll(svc: Service) -> None:

@@ -15,22 +15,18 @@ import pandas as pd
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.idmap import IdMap
+from fusionrec.errors import ModelStateError
+from fusionrec.models.item_filters import GenreIndex, as_genre_list, genre_lists
 
 __all__ = ["Catalog", "write_catalog", "catalog_frame", "CATALOG_FILE"]
 
 CATALOG_FILE = "catalog.parquet"
-_GENRE_COLUMNS = ("genres", "genre", "class", "category", "categories")
 
 
 def catalog_frame(dataset: Dataset) -> pd.DataFrame:
     """item_id, title, genres (list of str) for every item of ``dataset``."""
     titles = dataset.item_titles()
-    genres: list[list[str]] = [[] for _ in range(dataset.n_items)]
-    f = dataset.item_features
-    if f is not None:
-        col = next((c for c in _GENRE_COLUMNS if c in f.columns), None)
-        if col is not None:
-            genres = [_as_list(v) for v in f[col]]
+    genres = [list(g) for g in genre_lists(dataset)]
     return pd.DataFrame(
         {
             "item_id": dataset.items.ids.astype(str),
@@ -49,14 +45,6 @@ def write_catalog(dataset: Dataset, model_dir: str | Path) -> Path:
     return path
 
 
-def _as_list(v: object) -> list[str]:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return []
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [str(x) for x in v]
-    return [s for s in str(v).replace("|", " ").split() if s]
-
-
 @dataclass
 class Catalog:
     """Titles and genres aligned with a model's item indices."""
@@ -65,7 +53,8 @@ class Catalog:
     genres: list[tuple[str, ...]]
     """Genres per item; tuples of strings (items without genres share ``()``), which the garbage
     collector does not track, so a million-item catalog adds no work to its full collections."""
-    _genre_masks: dict[str, np.ndarray]
+    index: GenreIndex
+    """Item masks by genre (the library's item-feature filter)."""
 
     @classmethod
     def build(
@@ -79,6 +68,9 @@ class Catalog:
         )
         genres: list[tuple[str, ...]] = [()] * n
         if frame is not None:
+            missing = {"item_id", "title", "genres"} - set(frame.columns)
+            if missing:
+                raise ModelStateError(f"{CATALOG_FILE} lacks the column(s) {sorted(missing)}")
             idx = items.to_idx(frame["item_id"].astype(str).to_numpy(), unknown="mask")
             ok = idx >= 0
             for i, t, g in zip(
@@ -86,15 +78,8 @@ class Catalog:
             ):
                 if t:
                     titles[i] = str(t)
-                genres[i] = tuple(_as_list(g))
-        masks: dict[str, np.ndarray] = {}
-        for i, gs in enumerate(genres):
-            for g in gs:
-                m = masks.get(g.lower())
-                if m is None:
-                    m = masks[g.lower()] = np.zeros(n, dtype=bool)
-                m[i] = True
-        return cls(titles, genres, masks)
+                genres[i] = tuple(as_genre_list(g))
+        return cls(titles, genres, GenreIndex(genres, n))
 
     @classmethod
     def load(
@@ -106,18 +91,28 @@ class Catalog:
     ) -> Catalog:
         frame = None
         if model_dir is not None and (Path(model_dir) / CATALOG_FILE).exists():
-            frame = pd.read_parquet(Path(model_dir) / CATALOG_FILE)
+            p = Path(model_dir) / CATALOG_FILE
+            try:
+                frame = pd.read_parquet(p)
+            except Exception as e:  # pyarrow raises several types for a damaged file
+                raise ModelStateError(f"{p}: not a readable catalogue ({type(e).__name__}: {e})") from None
+            try:
+                return cls.build(items, frame, fallback_titles)
+            except ModelStateError as e:
+                raise ModelStateError(f"{p}: {e}") from None
+            except (TypeError, ValueError, KeyError) as e:
+                raise ModelStateError(f"{p}: malformed catalogue ({e})") from None
         elif dataset is not None:
             frame = catalog_frame(dataset)
         return cls.build(items, frame, fallback_titles)
 
     def genre_mask(self, genre: str) -> np.ndarray | None:
         """Items whose genre list contains ``genre`` (case-insensitive); None if no item has it."""
-        return self._genre_masks.get(genre.lower())
+        return self.index.get(genre)
 
     @property
     def genre_names(self) -> list[str]:
-        return sorted(self._genre_masks)
+        return self.index.names
 
     def title(self, i: int) -> str | None:
         t = self.titles[i]

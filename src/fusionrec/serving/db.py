@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,12 +36,26 @@ api_keys = sa.Table(
 )
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file (and a missing folder) readable by its owner only: it holds API
+    key hashes and every user's feedback. SQLite gives its -wal/-shm files the same mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:  # not ours to change (a shared database): leave it as its owner set it
+        pass
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url`` with the tables created; SQLite files run in WAL mode."""
     if url.startswith("sqlite"):
         db = sa.engine.make_url(url).database
-        if db and db != ":memory:":
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if db and db != ":memory:" and not db.startswith("file:"):
+            _private_file(Path(db).expanduser())
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa.event.listens_for(engine, "connect")

@@ -1,19 +1,28 @@
 """FastAPI dependencies: the service, the model state (override it in tests), API-key checks.
 
 They are ``async`` so that FastAPI calls them on the event loop instead of sending each one
-through the thread pool; only a key check that misses the in-memory cache goes to a thread.
+through the thread pool. The key itself is checked by :class:`AuthMiddleware` before the body
+is read; ``require_key`` hands its result to routes and declares the two security schemes
+(bearer token, ``X-API-Key`` header) in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from fusionrec.serving.auth import KeyInfo
 from fusionrec.serving.engine import ModelState
+from fusionrec.serving.middleware import presented_key
 from fusionrec.serving.service import Service
 
 __all__ = ["get_service", "get_model_state", "require_key", "require_admin"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer frk_...`")
+_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key: `X-API-Key: frk_...`"
+)
 
 
 async def get_service(request: Request) -> Service:
@@ -32,19 +41,18 @@ async def get_model_state(svc: Service = Depends(get_service)) -> ModelState:
     return state
 
 
-def _presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    key = request.headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
-
-
-async def require_key(request: Request, svc: Service = Depends(get_service)) -> KeyInfo:
-    """401 without a key or with an unknown one, 403 for a revoked one."""
-    token = _presented_key(request)
+async def require_key(
+    request: Request,
+    svc: Service = Depends(get_service),
+    _b: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    _h: str | None = Depends(_header),
+) -> KeyInfo:
+    """The key checked by the auth middleware (checked here when the middleware is absent):
+    401 without a key or with an unknown one, 403 for a revoked one."""
+    key = getattr(request.state, "api_key", None)
+    if isinstance(key, KeyInfo):
+        return key
+    token = presented_key({k.lower(): v for k, v in request.headers.items()})
     if token is None:
         raise HTTPException(
             401,
@@ -54,11 +62,10 @@ async def require_key(request: Request, svc: Service = Depends(get_service)) -> 
     check = svc.cached_key(token)
     if check is None:  # the database, off the event loop
         check = await run_in_threadpool(svc.check_key, token)
-    if check.status == "unknown":
-        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     if check.status == "revoked":
         raise HTTPException(403, "API key revoked")
-    assert check.key is not None
+    if check.status != "ok" or check.key is None:
+        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return check.key
 
 

@@ -1,7 +1,11 @@
 """What the service serves: a loaded model with its catalog and ANN index, and the answer logic.
 
-A :class:`ModelState` is built completely (model, catalog, index) before the service swaps
-its one reference to it, so a reload never shows a half-built model to a request.
+A :class:`ModelState` is built completely (model, catalog, index) and validated (folder
+structure, a smoke recommend for a known and an unknown user) before the service swaps its
+one reference to it, so a reload never shows a half-built or broken model to a request.
+Recommending is the library's one path (:func:`fusionrec.models.recommend.recommend_batch`):
+this module only turns a request into its arguments (genre mask from the catalogue, feedback
+items as history, the ANN index as retriever).
 """
 
 from __future__ import annotations
@@ -14,31 +18,36 @@ from pathlib import Path
 import numpy as np
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.errors import ConfigError, ModelStateError, UnknownIdError
+from fusionrec.errors import FusionRecError, ModelStateError, UnknownIdError
 from fusionrec.models.base import Recommender, load_model
-from fusionrec.ranking import topk
-from fusionrec.rerank import mmr
+from fusionrec.models.folder import smoke_check
+from fusionrec.models.recommend import Recommendation, recommend_batch, user_vectors_of
 from fusionrec.serving.ann import ANN_FILE, AnnIndex
 from fusionrec.serving.catalog import Catalog
 
 __all__ = [
     "ModelState",
     "RecAnswer",
+    "AnnRetriever",
     "recommend",
     "similar",
     "latest_version",
     "user_vectors_of",
+    "validate_state",
 ]
 
+RecAnswer = Recommendation
+"""What :func:`recommend` returns (the library's :class:`Recommendation`)."""
 
-def user_vectors_of(model: Recommender) -> np.ndarray | None:
-    """The model's user vectors when it offers the optional ``user_vectors()`` protocol
-    (``score[u, i] == user_vectors()[u] @ item_vectors()[i]``), else None."""
-    fn = getattr(model, "user_vectors", None)
-    if fn is None:
-        return None
-    u = fn()
-    return None if u is None else np.asarray(u, dtype=np.float32)
+
+class AnnRetriever:
+    """The ANN index as the library's :class:`~fusionrec.models.recommend.Retriever`."""
+
+    def __init__(self, ann: AnnIndex, user_vecs: np.ndarray) -> None:
+        self.ann, self.user_vecs = ann, user_vecs
+
+    def retrieve(self, user_idx: int, n: int) -> np.ndarray:
+        return self.ann.search(self.user_vecs[user_idx], n)[0][0]
 
 
 @dataclass
@@ -54,6 +63,8 @@ class ModelState:
     user_vecs: np.ndarray | None = None
     item_norms: np.ndarray | None = None
     """L2 norms of the item vectors when an ANN index serves them (cosine re-ranking)."""
+    item_vecs: np.ndarray | None = None
+    """The model's item vectors, fetched once at load (MMR diversity, content fallback, ANN)."""
 
     @classmethod
     def from_model(
@@ -66,16 +77,31 @@ class ModelState:
         ann_kind: str = "ivf",
         ann_nprobe: int = 32,
         save_index: bool = True,
+        validate: bool = True,
     ) -> ModelState:
-        """Wrap a fitted model: catalog from ``path``/``dataset``, ANN index for embedding models."""
+        """Wrap a fitted model: catalog from ``path``/``dataset``, ANN index for embedding models.
+
+        With ``validate`` the state is checked (:func:`validate_state`) before it is returned."""
         if not getattr(model, "fitted_", False):
             raise ModelStateError("the service needs a fitted model")
         catalog = Catalog.load(
             model.items_, None if path is None else Path(path), dataset, model.item_titles_
         )
-        ann, uv = None, user_vectors_of(model)
-        iv = model.item_vectors() if uv is not None else None
-        if uv is not None and iv is not None and model.n_items > ann_threshold:
+        iv = model.item_vectors()
+        iv = None if iv is None else np.asarray(iv, dtype=np.float32)
+        if iv is not None and iv.shape[0] != model.n_items:
+            raise ModelStateError(
+                f"{path or 'the model'}: {iv.shape[0]} item vectors for {model.n_items} items"
+            )
+        ann, uv = None, None
+        if iv is not None and model.n_items > ann_threshold:
+            uv = user_vectors_of(model)
+            if uv is not None and uv.shape != (model.n_users, iv.shape[1]):
+                raise ModelStateError(
+                    f"{path or 'the model'}: user vectors of shape {uv.shape}, expected "
+                    f"({model.n_users}, {iv.shape[1]})"
+                )
+        if uv is not None and iv is not None:
             saved = None if path is None else Path(path) / ANN_FILE
             if saved is not None and saved.exists():
                 ann = AnnIndex.load(saved, model.n_items, iv.shape[1], ann_nprobe)
@@ -88,8 +114,8 @@ class ModelState:
                         pass
         norms = None
         if ann is not None and iv is not None:
-            norms = np.linalg.norm(np.asarray(iv, dtype=np.float32), axis=1).astype(np.float32)
-        return cls(
+            norms = np.linalg.norm(iv, axis=1).astype(np.float32)
+        state = cls(
             model,
             version,
             None if path is None else str(path),
@@ -98,7 +124,11 @@ class ModelState:
             ann,
             uv,
             norms,
+            iv,
         )
+        if validate:
+            validate_state(state)
+        return state
 
     @classmethod
     def load(
@@ -110,6 +140,43 @@ class ModelState:
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def retriever(self) -> AnnRetriever | None:
+        if self.ann is None or self.user_vecs is None:
+            return None
+        return AnnRetriever(self.ann, self.user_vecs)
+
+
+def validate_state(state: ModelState) -> None:
+    """Refuse a state that would fail requests: scores of the wrong shape or NaN, and a smoke
+    recommend (a known user, an unknown one, an unknown one with history) that must return
+    item indices inside the catalogue. Raises ModelStateError with the reason."""
+    model = state.model
+    where = state.path or f"model {model.name!r}"
+    smoke_check(model, state.path)
+    probe = "\x00fusionrec-smoke-test"  # never a real id: the schema refuses control characters
+    k = min(10, model.n_items)
+    try:
+        answers = recommend_batch(
+            model,
+            [str(model.users_.ids[0]), probe, probe],
+            k,
+            histories=[None, None, [str(model.items_.ids[0])]],
+            retriever=state.retriever,
+            item_vectors=state.item_vecs,
+        )
+    except FusionRecError as e:
+        raise ModelStateError(f"{where}: smoke recommend failed: {e}") from None
+    except Exception as e:  # anything a broken state raises: refuse the version, with the reason
+        raise ModelStateError(
+            f"{where}: smoke recommend failed ({type(e).__name__}: {e})"
+        ) from None
+    for a in answers:
+        if len(a.items) and (a.items.min() < 0 or a.items.max() >= model.n_items):
+            raise ModelStateError(f"{where}: smoke recommend returned item indices out of range")
+        if not np.isfinite(a.scores).all():
+            raise ModelStateError(f"{where}: smoke recommend returned non-finite scores")
 
 
 def _natural_key(s: str) -> list:
@@ -129,14 +196,9 @@ def latest_version(registry: str | Path) -> Path | None:
     return max(versions, key=lambda p: _natural_key(p.name)) if versions else None
 
 
-@dataclass
-class RecAnswer:
-    """Item indices with scores, best first; ``fallback`` when a fallback policy answered."""
-
-    items: np.ndarray
-    scores: np.ndarray
-    fallback: bool
-    strategy: str
+def genre_mask(state: ModelState, genre: str | None) -> np.ndarray | None:
+    """The catalogue's items of ``genre`` (None: no filter); ConfigError naming known genres."""
+    return None if genre is None else state.catalog.index.mask(genre)
 
 
 def _known(state: ModelState, item_ids: list[str]) -> np.ndarray:
@@ -144,16 +206,6 @@ def _known(state: ModelState, item_ids: list[str]) -> np.ndarray:
         return np.zeros(0, np.int64)
     idx = state.model.items_.to_idx(np.asarray(item_ids, dtype=object), unknown="mask")
     return idx[idx >= 0]
-
-
-def genre_mask(state: ModelState, genre: str | None) -> np.ndarray | None:
-    if genre is None:
-        return None
-    m = state.catalog.genre_mask(genre)
-    if m is None:
-        known = ", ".join(state.catalog.genre_names[:30]) or "none (the model has no item catalog)"
-        raise ConfigError(f"unknown genre {genre!r}; known genres: {known}")
-    return m
 
 
 def recommend(
@@ -166,114 +218,23 @@ def recommend(
     event_items: list[str] | None = None,
     diversity: float = 0.0,
     ann_candidates: int = 200,
-) -> RecAnswer:
-    """Top-k for one user: the model for known users (feedback events excluded and, for models
-    that score histories, folded into the history); history scoring, item-vector similarity or
-    popularity for unknown users."""
-    model = state.model
-    allowed = genre_mask(state, genre)
-    extra = (
-        np.unique(np.concatenate([_known(state, history or []), _known(state, event_items or [])]))
-        if history or event_items
-        else np.zeros(0, np.int64)
-    )
-    uidx = int(model.users_.to_idx([user_id], unknown="mask")[0])
-    fallback, strategy = False, "model"
-    if uidx >= 0:
-        train = model.seen_.indices[model.seen_.indptr[uidx] : model.seen_.indptr[uidx + 1]].astype(
-            np.int64
-        )
-        seen = np.union1d(train, extra) if len(extra) else train
-        if state.ann is not None and state.user_vecs is not None:
-            got = _ann_answer(
-                state, uidx, k, seen if exclude_seen else None, allowed, diversity, ann_candidates
-            )
-            if got is not None:
-                return got
-        if len(extra) and model.capabilities.cold_start_users and state.user_vecs is None:
-            scores = np.asarray(model.score_histories([seen]), dtype=np.float32)[0].copy()
-        else:
-            scores = np.asarray(model.score_indices(np.array([uidx])), dtype=np.float32)[0].copy()
-    else:
-        seen = extra
-        if len(extra) == 0:
-            scores, fallback, strategy = model.item_pop_.astype(np.float32).copy(), True, "popular"
-        elif model.capabilities.cold_start_users:
-            scores, strategy = (
-                np.asarray(model.score_histories([extra]), dtype=np.float32)[0].copy(),
-                "history",
-            )
-        elif model.item_vectors() is not None:
-            v = np.asarray(model.item_vectors(), dtype=np.float32)
-            q = (
-                v[extra] / np.maximum(np.linalg.norm(v[extra], axis=1, keepdims=True), 1e-12)
-            ).mean(0)
-            scores = (v @ q) / np.maximum(np.linalg.norm(v, axis=1), 1e-12)
-            fallback, strategy = True, "content"
-        else:
-            scores, fallback, strategy = model.item_pop_.astype(np.float32).copy(), True, "popular"
-    if exclude_seen and len(seen):
-        scores[seen] = -np.inf
-    if allowed is not None:
-        scores[~allowed] = -np.inf
-    idx, val = _pick(scores, k, diversity, model)
-    return RecAnswer(idx, val, fallback, strategy)
-
-
-def _pick(
-    scores: np.ndarray, k: int, diversity: float, model: Recommender
-) -> tuple[np.ndarray, np.ndarray]:
-    vec = model.item_vectors() if diversity > 0 else None
-    pool = max(k * 5, 50) if vec is not None else k
-    idx, val = topk(scores[None, :], pool)
-    idx, val = idx[0], val[0]
-    ok = np.isfinite(val)
-    idx, val = idx[ok], val[ok]
-    if vec is not None and len(idx):
-        pos = mmr(idx, val, vec, k, 1.0 - diversity)
-        idx, val = idx[pos], val[pos]
-    return idx[:k], val[:k]
-
-
-def _ann_answer(
-    state: ModelState,
-    uidx: int,
-    k: int,
-    seen: np.ndarray | None,
-    allowed: np.ndarray | None,
-    diversity: float,
-    n_cand: int,
-) -> RecAnswer | None:
-    """Candidates from the index, re-ranked by the model's exact scores; None if too few survive."""
-    n = n_cand + (0 if seen is None else len(seen))
-    if allowed is not None:
-        share = max(float(allowed.mean()), 1e-6)
-        n = int(min(n / share, 20 * n))
-    cand, _ = state.ann.search(state.user_vecs[uidx], n)
-    cand = cand[0]
-    cand = cand[cand >= 0]
-    if seen is not None and len(seen):
-        if len(seen) <= 256:  # a broadcast compare beats np.isin's sort for short histories
-            cand = cand[~(cand[:, None] == seen[None, :]).any(1)]
-        else:
-            cand = cand[~np.isin(cand, seen)]
-    if allowed is not None:
-        cand = cand[allowed[cand]]
-    if len(cand) < k:
-        return None
-    exact = np.asarray(state.model.score_indices(np.array([uidx]), cand), dtype=np.float32)[0]
-    order = np.argsort(-exact, kind="stable")
-    cand, exact = cand[order], exact[order]
-    if diversity > 0:
-        pos = mmr(
-            cand[: max(k * 5, 50)],
-            exact[: max(k * 5, 50)],
-            state.model.item_vectors(),
-            k,
-            1.0 - diversity,
-        )
-        cand, exact = cand[pos], exact[pos]
-    return RecAnswer(cand[:k], exact[:k], False, "ann")
+) -> Recommendation:
+    """Top-k for one user through the library's one recommend path: the request's history and
+    the user's feedback items are the extra history, the genre is an item filter, and the ANN
+    index (when the state has one) retrieves candidates for known users."""
+    extra = list(dict.fromkeys([*(history or ()), *(event_items or ())]))
+    return recommend_batch(
+        state.model,
+        [user_id],
+        k,
+        exclude_seen=exclude_seen,
+        allowed=genre_mask(state, genre),
+        histories=[extra],
+        diversity=diversity,
+        retriever=state.retriever,
+        retrieve_n=ann_candidates,
+        item_vectors=state.item_vecs,
+    )[0]
 
 
 def similar(
@@ -287,7 +248,7 @@ def similar(
     below the ANN threshold, or models without item vectors) the model's exact
     ``similar_items`` answers.
     """
-    vec = state.model.item_vectors() if state.ann is not None else None
+    vec = state.item_vecs if state.ann is not None else None
     if vec is None or state.item_norms is None:
         df = state.model.similar_items([state.model.items_.ids[iidx]], k)
         idx = state.model.items_.to_idx(df["similar_item_id"].to_numpy(dtype=object))
@@ -295,7 +256,9 @@ def similar(
     q = np.asarray(vec[iidx], dtype=np.float32)
     cand, _ = state.ann.search(q, max(ann_candidates, k) + 1)
     cand = cand[0]
-    cand = cand[(cand >= 0) & (cand != iidx)]
+    cand = cand[(cand >= 0) & (cand < state.model.n_items) & (cand != iidx)]
+    _, first = np.unique(cand, return_index=True)
+    cand = cand[np.sort(first)]
     norms = state.item_norms
     sims = (np.asarray(vec[cand], dtype=np.float32) @ q) / np.maximum(
         norms[cand] * norms[iidx], 1e-12
@@ -308,4 +271,9 @@ def check_item(state: ModelState, item_id: str) -> int:
     try:
         return state.model.items_.index(item_id)
     except UnknownIdError:
-        raise UnknownIdError(f"unknown item {item_id!r}") from None
+        raise UnknownIdError(f"unknown item {short_id(item_id)!r}") from None
+
+
+def short_id(value: str, limit: int = 64) -> str:
+    """An id as it may appear in an error message: at most ``limit`` characters."""
+    return value if len(value) <= limit else value[:limit] + "..."

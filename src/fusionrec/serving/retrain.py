@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fusionrec._fsutil import replace_dir
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Recommender, load_model
 from fusionrec.serving.catalog import write_catalog
 from fusionrec.serving.events import EventStore
 
-__all__ = ["fold_events", "retrain", "load_dataset_arg"]
+__all__ = ["fold_events", "retrain", "publish", "load_dataset_arg"]
 
 
 def fold_events(dataset: Dataset, events: pd.DataFrame, name: str | None = None) -> Dataset:
@@ -114,6 +117,22 @@ def retrain(
         store.dispose()
     folded = fold_events(dataset, events)
     model = type(old)(old.config).fit(folded, seed=seed)
-    model.save(output)
-    write_catalog(folded, output)
+    publish(model, folded, output)
     return model, folded, len(events)
+
+
+def publish(model: Recommender, dataset: Dataset, output: str | Path) -> Path:
+    """Save ``model`` with its catalogue to ``output`` so the folder appears complete or not at
+    all: everything is written into a hidden sibling (registries skip names starting with
+    ``.``), then renamed into place in one step."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+    try:
+        target = staging / "model"
+        model.save(target)
+        write_catalog(dataset, target)
+        replace_dir(target, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ErrorBody",
+    "ValidationErrorBody",
+    "ValidationErrorItem",
+    "ID_PATTERN",
     "Filters",
     "RecommendRequest",
     "RecommendedItem",
@@ -26,25 +30,59 @@ __all__ = [
 ]
 
 
+#: User and item ids: 1-256 characters without control characters (a NUL inside or at the end
+#: of an id would otherwise be cut off by numpy's fixed-width strings and name another id).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+ID_MAX = 256
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    # strict: JSON booleans are not numbers, numbers are not strings
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (400, 401, 403, 404, 409, 413, 431, 503)."""
+
+    detail: str
+    """What went wrong, for a person."""
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    """Where: ``["body", "k"]``, ``["query", "limit"]``, ``["path", "item_id"]``."""
+    msg: str
+    """What is wrong there."""
+    type: str
+    """Machine-readable kind (pydantic's error type)."""
+
+
+class ValidationErrorBody(BaseModel):
+    """A request that does not fit the schema (422)."""
+
+    detail: str
+    """All problems in one line, for a person."""
+    errors: list[ValidationErrorItem] = []
+    """The problems one by one."""
 
 
 class Filters(_In):
-    genre: str | None = Field(None, min_length=1, max_length=64)
+    genre: str | None = Field(None, min_length=1, max_length=64, pattern=ID_PATTERN)
     """Keep only items whose genre list contains this genre (case-insensitive)."""
 
 
 class RecommendRequest(_In):
-    user_id: str = Field(min_length=1, max_length=256)
+    user_id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     """External user id (unknown ids get a fallback answer)."""
     k: int = Field(10, ge=1, le=1000)
-    """How many items to return (the service may cap it lower, see ``max_k``)."""
+    """How many items to return, at most the service's ``max_k`` (200 by default)."""
     exclude_seen: bool = True
     """Leave out items the user already interacted with (training data and feedback events)."""
     filters: Filters | None = None
     """Optional item filters."""
-    history: list[str] | None = Field(None, max_length=1000)
+    history: (
+        list[Annotated[str, Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]] | None
+    ) = Field(None, max_length=1000)
     """Item ids for an anonymous or cold user (added to what the service knows of the user)."""
     diversity: float = Field(0.0, ge=0.0, le=1.0)
     """MMR diversity weight: 0 = pure relevance, 1 = only diversity."""
@@ -149,16 +187,16 @@ class ExplainResponse(BaseModel):
 
 
 class FeedbackRequest(_In):
-    user_id: str = Field(min_length=1, max_length=256)
+    user_id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     """External user id (new users are fine)."""
-    item_id: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     """External item id."""
     event: Literal["view", "click", "rate", "purchase"]
     """What happened."""
-    value: float | None = Field(None, ge=-1e6, le=1e6)
-    """Optional value (a rating for ``rate``)."""
-    ts: float | None = Field(None, ge=0)
-    """Event time in seconds since epoch (default: now)."""
+    value: float | None = Field(None, ge=-1e6, le=1e6, allow_inf_nan=False)
+    """Optional value (a rating for ``rate``); a finite number, not a boolean."""
+    ts: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False)
+    """Event time in seconds since epoch (default: now); finite, before the year 5138."""
 
 
 class FeedbackResponse(BaseModel):

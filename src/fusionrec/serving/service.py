@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.errors import ModelStateError
+from fusionrec.errors import FusionRecError, ModelStateError
 from fusionrec.serving.auth import KeyCheck, KeyStore, pseudonymize
 from fusionrec.serving.cache import AnswerCache
 from fusionrec.serving.db import make_engine
@@ -50,6 +50,12 @@ class Service:
         self._events_lock = threading.Lock()
         self._events_gen = 0
         self._event_users: set[str] | None = None  # users with any stored event
+        #: The last failed (re)load: (folder, reason, time); None after a successful one.
+        self.load_error: tuple[str, str, float] | None = None
+        self._failed_sources: dict[str, tuple] = {}  # folder -> file signature at its failure
+        #: Requests in a row that failed inside the model (reset by any success or a reload).
+        self.consecutive_failures = 0
+        self.last_failure: str | None = None
 
     # ----------------------------------------------------------- API keys
     def cached_key(self, presented: str) -> KeyCheck | None:
@@ -85,7 +91,9 @@ class Service:
                 self._key_cache.clear()
             digest = hashlib.sha256(presented.encode()).digest()
             self._key_cache[parts[1]] = (time.monotonic(), digest, check)
-        else:
+        elif check.status == "revoked":
+            # only a verified revocation drops the remembered check: a wrong secret presented
+            # with a real key id must not evict the real key's entry
             self._key_cache.pop(parts[1], None)
         return check
 
@@ -173,15 +181,30 @@ class Service:
         return self._dataset
 
     def build_state(self, path: Path) -> ModelState:
+        """Load and validate the version in ``path``; every failure is a ModelStateError."""
         s = self.settings
-        return ModelState.load(
-            path,
-            version=path.name,
-            dataset=self._catalog_dataset(),
-            ann_threshold=s.ann_threshold,
-            ann_kind=s.ann_kind,
-            ann_nprobe=s.ann_nprobe,
-        )
+        try:
+            return ModelState.load(
+                path,
+                version=path.name,
+                dataset=self._catalog_dataset(),
+                ann_threshold=s.ann_threshold,
+                ann_kind=s.ann_kind,
+                ann_nprobe=s.ann_nprobe,
+            )
+        except FusionRecError:
+            raise
+        except Exception as e:  # a broken version must be refused, never served or raised raw
+            raise ModelStateError(f"{path}: cannot load ({type(e).__name__}: {e})") from None
+
+    def record_failure(self, reason: str) -> None:
+        """A request failed inside the model (``/readyz`` turns 503 after three in a row)."""
+        self.consecutive_failures += 1
+        self.last_failure = reason
+
+    def record_success(self) -> None:
+        if self.consecutive_failures:
+            self.consecutive_failures = 0
 
     def reload(self, path: Path | None = None) -> tuple[ModelState, str | None, float]:
         """Build the new state completely, then swap the one reference; the cache is cleared."""
@@ -194,11 +217,16 @@ class Service:
             t0 = time.perf_counter()
             try:
                 new = self.build_state(Path(path))
-            except Exception:
+            except Exception as e:
                 self.metrics.reloads.labels("error").inc()
+                self.load_error = (str(path), str(e), time.time())
+                self._failed_sources[str(path)] = _signature(Path(path))
                 raise
             previous = None if self.state is None else self.state.version
             self.state = new  # the atomic swap: one reference assignment
+            self.load_error = None
+            self._failed_sources.pop(str(path), None)
+            self.consecutive_failures, self.last_failure = 0, None
             self.cache.clear()
             with self._events_lock:  # a reload also re-reads events written by other processes
                 self._events_gen += 1
@@ -223,6 +251,9 @@ class Service:
         latest = latest_version(self.settings.registry)
         if latest is None or (self.state is not None and self.state.path == str(latest)):
             return False
+        failed = self._failed_sources.get(str(latest))
+        if failed is not None and failed == _signature(latest):
+            return False  # refused before and unchanged since: no new attempt until it changes
         self.reload(latest)
         return True
 
@@ -235,3 +266,13 @@ class Service:
         if self.settings.gc_freeze:
             gc.unfreeze()
         self.engine.dispose()
+
+
+def _signature(folder: Path) -> tuple:
+    """(name, size, mtime) of the files of a version folder, to notice that it changed."""
+    try:
+        return tuple(
+            sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+        )
+    except OSError:
+        return ()

@@ -47,7 +47,9 @@ class ServeSettings(BaseModel):
     """TCP port uvicorn listens on."""
     max_body_bytes: int = Field(64 * 1024, ge=256)
     """Requests with a larger body are refused with 413."""
-    max_k: int = Field(200, ge=1)
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    """Requests whose header lines add up to more bytes are refused with 431 (before any key check)."""
+    max_k: int = Field(200, ge=1, le=1000)
     """Largest ``k`` a request may ask for."""
     cache_size: int = Field(10_000, ge=0)
     """Entries in the LRU cache of recent answers (0 disables it)."""

@@ -15,19 +15,43 @@ router = APIRouter()
 
 
 @router.get("/healthz")
-def healthz() -> dict:
-    """The process is up."""
+async def healthz() -> dict:
+    """The process is up (answered on the event loop: its latency is the loop's)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+_NOT_READY = {503: {"description": "No validated model answers (loading, failed or failing)"}}
+
+
+@router.get("/readyz", responses=_NOT_READY)
 def readyz(request: Request, svc: Service = Depends(get_service)) -> JSONResponse:
-    """Ready when a model is loaded (503 before)."""
+    """200 while a validated model answers; 503 before one is loaded, when loading failed and
+    nothing is served, or after three requests in a row failed inside the model. A refused
+    reload keeps the previous model (200) and is reported as ``last_reload_error``."""
     override = request.app.dependency_overrides.get(get_model_state)
     state = override() if override is not None else svc.state
+    err = svc.load_error
     if state is None:
+        if err is not None:
+            return JSONResponse(
+                {"status": "failed", "error": err[1], "path": err[0]}, status_code=503
+            )
         return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse({"status": "ready", "model": state.name, "version": state.version})
+    if svc.consecutive_failures >= 3:
+        return JSONResponse(
+            {
+                "status": "failing",
+                "model": state.name,
+                "version": state.version,
+                "error": svc.last_failure,
+                "failed_requests_in_a_row": svc.consecutive_failures,
+            },
+            status_code=503,
+        )
+    body = {"status": "ready", "model": state.name, "version": state.version}
+    if err is not None:
+        body["last_reload_error"] = f"{err[0]}: {err[1]}"
+    return JSONResponse(body)
 
 
 @router.get("/metrics")

@@ -6,7 +6,7 @@ import json
 import logging
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -14,8 +14,11 @@ from fusionrec.errors import ConfigError, UnknownIdError
 from fusionrec.explain import explain_item
 from fusionrec.serving import engine
 from fusionrec.serving.deps import get_model_state, get_service, require_key
-from fusionrec.serving.engine import ModelState
+from fusionrec.serving.engine import ModelState, short_id
+from fusionrec.serving.responses import ERRORS, ITEM_ERRORS, READ_ERRORS
 from fusionrec.serving.schemas import (
+    ID_MAX,
+    ID_PATTERN,
     Contribution,
     ExplainResponse,
     FeedbackRequest,
@@ -43,12 +46,27 @@ except ImportError:  # pragma: no cover - orjson is optional
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 log = logging.getLogger("fusionrec.serving")
 
+ItemId = Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, description="External item id")
+UserId = Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, description="External user id")
+
 
 def _title(state: ModelState, i: int) -> str | None:
     return state.catalog.title(int(i))
 
 
-@router.post("/recommend", response_model=RecommendResponse)
+def _too_large_k(k: int, max_k: int, where: str) -> HTTPException:
+    return HTTPException(422, f"{where}.k: k={k} is above this service's limit max_k={max_k}")
+
+
+def _heavy(state: ModelState, k: int, diversity: float, settings) -> bool:
+    """Whether a recommend may cost more than a millisecond or so: MMR re-ranking, a long
+    list, or exhaustive scoring of a catalogue above the ANN threshold without an index."""
+    if diversity > 0 or k > 50:
+        return True
+    return state.ann is None and state.model.n_items > settings.ann_threshold
+
+
+@router.post("/recommend", response_model=RecommendResponse, responses=READ_ERRORS)
 async def recommend(
     req: RecommendRequest,
     svc: Service = Depends(get_service),
@@ -56,9 +74,7 @@ async def recommend(
 ) -> Response:
     """Top-k items for a user (known, new with feedback, or anonymous with a history)."""
     if req.k > svc.settings.max_k:
-        raise HTTPException(
-            422, f"k={req.k} is above this service's limit max_k={svc.settings.max_k}"
-        )
+        raise _too_large_k(req.k, svc.settings.max_k, "body")
     genre = req.filters.genre if req.filters else None
     key = (
         state.version,
@@ -90,15 +106,20 @@ async def recommend(
         svc.settings.ann_candidates,
     )
     try:
-        # an ANN answer or a catalog at or below the ANN threshold costs well under a
-        # millisecond: computed on the event loop (a thread hop would cost more); exhaustive
-        # scoring of a large catalog goes to the thread pool so other requests keep flowing
-        if state.ann is not None or state.model.n_items <= svc.settings.ann_threshold:
-            ans = engine.recommend(*args)
-        else:
+        # a short list from the ANN index or from a catalogue at or below the ANN threshold
+        # costs well under a millisecond: computed on the event loop (a thread hop would cost
+        # more); anything heavier (MMR, long lists, exhaustive scoring of a large catalogue)
+        # goes to the thread pool, so no request holds the loop
+        if _heavy(state, req.k, req.diversity, svc.settings):
             ans = await run_in_threadpool(engine.recommend, *args)
+        else:
+            ans = engine.recommend(*args)
     except ConfigError as e:
         raise HTTPException(422, str(e)) from None
+    except Exception as e:
+        svc.record_failure(f"{type(e).__name__}: {e}")
+        raise
+    svc.record_success()
     ids = state.model.items_.ids
     title = state.catalog.title
     # the fields of RecommendResponse / RecommendedItem, in their order (a test holds them equal)
@@ -127,16 +148,16 @@ def _json(body: dict) -> Response:
     return Response(_dumps(body), media_type="application/json")
 
 
-@router.get("/items/{item_id}/similar", response_model=SimilarResponse)
+@router.get("/items/{item_id}/similar", response_model=SimilarResponse, responses=ITEM_ERRORS)
 def similar(
-    item_id: str,
-    k: int = Query(10, ge=1, le=1000),
+    item_id: str = ItemId,
+    k: int = Query(10, ge=1, le=1000, description="How many items, at most the service's max_k"),
     svc: Service = Depends(get_service),
     state: ModelState = Depends(get_model_state),
 ) -> SimilarResponse:
     """The k items most similar to ``item_id`` (through the ANN index for large embedding models)."""
     if k > svc.settings.max_k:
-        raise HTTPException(422, f"k={k} is above this service's limit max_k={svc.settings.max_k}")
+        raise _too_large_k(k, svc.settings.max_k, "query")
     i = _item(state, item_id)
     idx, scores, strategy = engine.similar(state, i, k, svc.settings.ann_candidates)
     ids = state.model.items_.ids
@@ -155,7 +176,7 @@ def _item(state: ModelState, item_id: str) -> int:
     try:
         return state.model.items_.index(item_id)
     except UnknownIdError:
-        raise HTTPException(404, f"unknown item {item_id!r}") from None
+        raise HTTPException(404, f"unknown item {short_id(item_id)!r}") from None
 
 
 def _train_items(state: ModelState, user_id: str) -> tuple[bool, np.ndarray]:
@@ -166,15 +187,19 @@ def _train_items(state: ModelState, user_id: str) -> tuple[bool, np.ndarray]:
     return True, s.indices[s.indptr[u] : s.indptr[u + 1]].astype(np.int64)
 
 
-@router.get("/users/{user_id}/history", response_model=HistoryResponse)
+@router.get("/users/{user_id}/history", response_model=HistoryResponse, responses=ITEM_ERRORS)
 def history(
-    user_id: str, svc: Service = Depends(get_service), state: ModelState = Depends(get_model_state)
+    user_id: str = UserId,
+    svc: Service = Depends(get_service),
+    state: ModelState = Depends(get_model_state),
 ) -> HistoryResponse:
     """The user's training items and feedback events. 404 for a user the service knows nothing of."""
     known, train = _train_items(state, user_id)
     events = svc.events.for_user(user_id)
     if not known and not events:
-        raise HTTPException(404, f"unknown user {user_id!r} (no training data and no feedback)")
+        raise HTTPException(
+            404, f"unknown user {short_id(user_id)!r} (no training data and no feedback)"
+        )
     ids = state.model.items_.ids
     items = [
         HistoryEntry(item_id=str(ids[i]), title=_title(state, i), source="train") for i in train
@@ -194,10 +219,10 @@ def history(
     return HistoryResponse(user_id=user_id, known=known, items=items)
 
 
-@router.get("/explain", response_model=ExplainResponse)
+@router.get("/explain", response_model=ExplainResponse, responses=ITEM_ERRORS)
 def explain(
-    user_id: str = Query(min_length=1, max_length=256),
-    item_id: str = Query(min_length=1, max_length=256),
+    user_id: str = Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
+    item_id: str = Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
     top: int = Query(5, ge=1, le=50),
     svc: Service = Depends(get_service),
     state: ModelState = Depends(get_model_state),
@@ -208,7 +233,9 @@ def explain(
     ev = engine._known(state, svc.event_items(user_id))
     hist = np.concatenate([train, ev[~np.isin(ev, train)]])
     if not known and len(hist) == 0:
-        raise HTTPException(404, f"unknown user {user_id!r} (no training data and no feedback)")
+        raise HTTPException(
+            404, f"unknown user {short_id(user_id)!r} (no training data and no feedback)"
+        )
     model = state.model
     score = None
     try:
@@ -238,7 +265,7 @@ def explain(
     )
 
 
-@router.post("/feedback", response_model=FeedbackResponse, status_code=201)
+@router.post("/feedback", response_model=FeedbackResponse, status_code=201, responses=ERRORS)
 async def feedback(req: FeedbackRequest, svc: Service = Depends(get_service)) -> FeedbackResponse:
     """Store an event durably; the user's next recommendation already reflects it."""
     eid = await run_in_threadpool(
@@ -249,7 +276,7 @@ async def feedback(req: FeedbackRequest, svc: Service = Depends(get_service)) ->
     return FeedbackResponse(id=eid)
 
 
-@router.get("/models", response_model=ModelsResponse)
+@router.get("/models", response_model=ModelsResponse, responses=ERRORS)
 def models(
     svc: Service = Depends(get_service), state: ModelState = Depends(get_model_state)
 ) -> ModelsResponse:
@@ -283,7 +310,7 @@ def models(
     )
 
 
-@router.get("/users", response_model=UsersResponse)
+@router.get("/users", response_model=UsersResponse, responses=ERRORS)
 def users(
     limit: int = Query(50, ge=1, le=1000), state: ModelState = Depends(get_model_state)
 ) -> UsersResponse:
