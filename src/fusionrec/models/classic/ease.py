@@ -1,17 +1,34 @@
-"""EASE (Steck 2019): closed-form item-item linear autoencoder with a zero diagonal."""
+"""EASE (Steck 2019): closed-form item-item linear autoencoder with a zero diagonal.
+
+The dense n_items² algebra runs through torch (``fusionrec.nn.linalg``: MKL on CPU, CUDA on a
+GPU), float32 by default, after a memory check against what the machine has; the peak is two
+n_items² matrices (about 5 GB in float32 at 25k items). Beyond that see ``ease_large``.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import scipy.sparse as sp
+import torch
 from pydantic import Field
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities, ModelConfig, Recommender
 from fusionrec.models.registry import register
+from fusionrec.nn.linalg import (
+    GRAM_BLOCK_BYTES,
+    DenseDtype,
+    require_memory,
+    resolve_device,
+    sparse_gram,
+    spd_inverse,
+    torch_dtype,
+)
 
-__all__ = ["EASE", "EASEConfig", "ease_weights", "interaction_gram"]
+__all__ = ["EASE", "EASEConfig", "ease_closed_form", "ease_memory", "ease_weights"]
 
 
 class EASEConfig(ModelConfig):
@@ -19,27 +36,76 @@ class EASEConfig(ModelConfig):
     """L2 regularisation λ added to the Gram matrix diagonal."""
     max_items: int = Field(60_000, ge=1)
     """Refuse to fit above this many items (the dense n_items² solve would not fit in memory)."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Precision of the dense solve (float64 needs twice the memory; B is stored as float32)."""
 
 
-def interaction_gram(dataset: Dataset, max_items: int, model: str) -> np.ndarray:
-    """Dense XᵀX (float64) of the training interactions; refuses above ``max_items`` items."""
+def ease_memory(n_items: int, dtype: DenseDtype = "float32") -> int:
+    """Bytes EASE's dense solve holds at its peak: the Gram matrix and Cholesky's working copy
+    (two n_items² matrices of ``dtype``; the float32 B made from a float64 solve fits in the
+    second) plus one block of the sparse Gram product."""
+    width = torch_dtype(dtype).itemsize
+    return 2 * n_items * n_items * width + min(GRAM_BLOCK_BYTES, 28 * n_items * n_items)
+
+
+def ease_closed_form(
+    dataset: Dataset,
+    reg_weight: float,
+    *,
+    model: str = "EASE",
+    max_items: int = 60_000,
+    dtype: DenseDtype = "float32",
+    device: str = "auto",
+    side: np.ndarray | None = None,
+    side_weight: float = 0.0,
+) -> np.ndarray:
+    """EASE's B (float32, n_items x n_items) for the training interactions of ``dataset``:
+    B = I - P·diag(1/diag(P)) with P = (XᵀX + side_weight·S·Sᵀ + λI)⁻¹ and a zero diagonal.
+
+    ``side`` (n_items x d, optional) adds a low-rank term to the Gram matrix (lm_ease's text).
+    The dense algebra runs in torch (MKL on CPU, CUDA when ``device`` resolves to a GPU) in
+    ``dtype``; the memory it needs is checked first (InsufficientMemoryError names need vs have).
+    """
     n = dataset.n_items
     if n > max_items:
         raise ConfigError(
-            f"{model} needs a dense {n}x{n} matrix; raise max_items if you have the memory"
+            f"{model} needs a dense {n}x{n} matrix, above max_items={max_items}; raise max_items "
+            "if you have the memory, or use ease_large"
         )
-    x = dataset.matrix("csr").astype(np.float64)
-    return np.asarray((x.T @ x).todense())
+    dev = resolve_device(device)
+    need = ease_memory(n, dtype)
+    hint = "use dtype='float32'" if dtype == "float64" else "use ease_large for this catalogue"
+    require_memory(need, f"{model} on {n:,} items ({dtype})", dev, hint=hint)
+    if dev.type == "cuda":  # B comes back to host memory
+        require_memory(4 * n * n, f"{model}'s {n:,}² float32 weights", "cpu", hint=hint)
+    tdt = torch_dtype(dtype)
+    g = sparse_gram(dataset.matrix("csr"), tdt, dev)
+    if side is not None and side_weight > 0:
+        s = torch.as_tensor(np.asarray(side), dtype=tdt, device=dev)
+        g.addmm_(s, s.T, alpha=float(side_weight))
+        del s
+    g.diagonal().add_(float(reg_weight))
+    p = spd_inverse(g, f"{model}'s Gram matrix + λI")
+    del g
+    return _zero_diag_ratio(p)
 
 
-def ease_weights(gram: np.ndarray, reg_weight: float) -> np.ndarray:
-    """EASE's closed form on a Gram matrix (changed in place): B = I - P·diag(1/diag(P)) with
-    P = (G + λI)⁻¹ and a zero diagonal (float64)."""
-    gram[np.diag_indices(gram.shape[0])] += reg_weight
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]
-    b[np.diag_indices(gram.shape[0])] = 0.0
-    return b
+def _zero_diag_ratio(p: torch.Tensor) -> np.ndarray:
+    """B = -P / diag(P) (column j divided by P_jj), zero diagonal, as float32 numpy (in place)."""
+    d = p.diagonal().clone()
+    p.div_(d.neg().unsqueeze(0))
+    p.fill_diagonal_(0.0)
+    if p.dtype != torch.float32:
+        p = p.to(torch.float32)
+    return p.cpu().numpy()
+
+
+def ease_weights(gram: np.ndarray, reg_weight: float, dtype: DenseDtype = "float64") -> np.ndarray:
+    """EASE's closed form on a given dense Gram matrix (numpy, not changed), through torch:
+    B = I - P·diag(1/diag(P)), P = (G + λI)⁻¹, zero diagonal (float32)."""
+    g = torch.tensor(np.asarray(gram), dtype=torch_dtype(dtype))
+    g.diagonal().add_(float(reg_weight))
+    return _zero_diag_ratio(spd_inverse(g, "Gram matrix + λI"))
 
 
 @register("ease")
@@ -50,8 +116,14 @@ class EASE(Recommender):
     capabilities = Capabilities(cold_start_users=True)
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
-        g = interaction_gram(dataset, self.config.max_items, "EASE")
-        self.B_ = ease_weights(g, self.config.reg_weight).astype(np.float32)
+        c = self.config
+        self.B_ = ease_closed_form(
+            dataset,
+            c.reg_weight,
+            max_items=c.max_items,
+            dtype=c.dtype,
+            device=self.fit_options_.device,
+        )
 
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         x = self.seen_[np.asarray(user_idx, dtype=np.int64)]

@@ -25,7 +25,7 @@ zero column.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -33,7 +33,7 @@ from pydantic import Field
 from fusionrec.data.dataset import Dataset
 from fusionrec.encoders.text import DEFAULT_TEXT_MODEL
 from fusionrec.models.base import Capabilities, ModelConfig
-from fusionrec.models.classic.ease import EASE, ease_weights, interaction_gram
+from fusionrec.models.classic.ease import EASE, ease_closed_form
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import (
     COLD_WEIGHT_GRID,
@@ -74,6 +74,8 @@ class LMEASEConfig(ModelConfig):
     """Texts per encoder pass when encoding items."""
     max_items: int = Field(60_000, ge=1)
     """Refuse to fit above this many items (the dense n_items² solve would not fit in memory)."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Precision of the dense solve (float64 needs twice the memory; B is stored as float32)."""
 
 
 
@@ -96,20 +98,29 @@ class LMEASE(EASE):
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         c = self.config
-        g = interaction_gram(dataset, c.max_items, "lm_ease")
-        pop = g.diagonal().copy()
+        x = dataset.matrix("csr")
+        pop = np.asarray(x.multiply(x).sum(0), dtype=np.float64).ravel()  # diag(XᵀX)
         text = self._text_matrix(dataset)
         f, has_text = text_features(text)
+        alpha = 0.0
         if c.text_weight > 0 and has_text.any():
             alpha = c.text_weight * max(float(pop.mean()), 1e-12)
-            g += alpha * (f @ f.T)
-        b = ease_weights(g, c.reg_weight)
+        b = ease_closed_form(
+            dataset,
+            c.reg_weight,
+            model="lm_ease",
+            max_items=c.max_items,
+            dtype=c.dtype,
+            device=self.fit_options_.device,
+            side=f if alpha > 0 else None,
+            side_weight=alpha,
+        )
         warm = pop > 0
         b[:, ~warm] = 0.0
         cold, nbrs, wts = warm_text_neighbours(text, warm, c.cold_neighbours, c.cold_temperature)
         borrow_columns(b, cold, nbrs, wts)
         b[cold, cold] = 0.0
-        self.B_ = b.astype(np.float32)
+        self.B_ = b.astype(np.float32, copy=False)
         self.cold_weight_ = 1.0
         if len(cold):
             full = self.B_[:, cold].copy()
