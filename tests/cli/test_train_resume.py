@@ -34,8 +34,8 @@ def config_file(tmp_path: Path) -> Path:
     # dropout > 0: the resumed run must also restore torch's RNG; cosine: the schedule's position
     cfg.write_text(
         f"data: {{name: '{ds_path}'}}\n"
-        "model: {name: neumf, params: {mf_embedding_size: 8, mlp_embedding_size: 8, "
-        "mlp_hidden_size: [16, 8], dropout: 0.2, num_negatives: 2}}\n"
+        "model: {name: neumf, params: {embedding_dim: 8, mlp_embedding_dim: 8, "
+        "hidden_dims: [16, 8], dropout: 0.2, num_negatives: 2}}\n"
         "train: {epochs: 4, batch_size: 32, lr: 0.01, lr_schedule: cosine, patience: 0, "
         "eval_every: 1}\n"
     )
@@ -118,3 +118,31 @@ def test_resume_errors(config_file: Path, tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "e").mkdir()
     assert main(["train", "--config", str(ease), "--run-dir", str(tmp_path / "e"), "--resume"]) == 1
     assert "cannot resume model 'ease': it is not trained by epochs" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_run_trained_with_another_config(config_file: Path, tmp_path: Path, monkeypatch, capsys):
+    """Issue 17 item 11: --resume continued the newest run whatever its config and then
+    overwrote that run's config.json. Only a run whose config matches may be continued."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(config_file), "--set", "train.epochs=2"]) == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    before = (run / "config.json").read_bytes()
+    capsys.readouterr()
+
+    other = ["--config", str(config_file), "--set", "train.lr_schedule=constant", "--set", "train.lr=0.02"]
+    assert main(["train", *other, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "none of the 1 run folder(s) with a checkpoint of 'neumf'" in err
+    assert 'model.params.lr: 0.01 -> 0.02' in err and 'model.params.lr_schedule: "cosine" -> "constant"' in err
+    assert main(["train", *other, "--run-dir", str(run), "--resume"]) == 1
+    assert f"cannot resume {run}: its config.json describes another experiment" in capsys.readouterr().err
+    assert main(["train", *other, "--run-dir", str(run)]) == 1  # a fresh run into it: refused too
+    assert f"cannot train into {run}" in capsys.readouterr().err
+    assert (run / "config.json").read_bytes() == before  # never overwritten
+    assert list(_log(run)["epoch"]) == [1, 2]  # and its weights were not touched
+
+    # run settings and a larger epoch budget are the same experiment: resumed in place
+    same = ["--config", str(config_file), "--set", "train.epochs=3", "--set", "run.device=cpu"]
+    assert main(["train", *same, "--resume", "--threads", "1"]) == 0
+    assert list(_log(run)["epoch"]) == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
