@@ -42,7 +42,7 @@ def _groups() -> Dataset:
 
 BASE = {
     "data": {"name": "groups", "protocol": "rs", "ratios": [0.8, 0.1, 0.1]},
-    "model": {"name": "lightgcn", "params": {"embedding_size": 8, "batch_size": 64}},
+    "model": {"name": "lightgcn", "params": {"embedding_dim": 8, "batch_size": 64}},
     "train": {"epochs": 3},
     "seed": 1,
 }
@@ -70,7 +70,7 @@ def test_tune_runs_trials_and_writes_outputs(tmp_path: Path):
     best = yaml.safe_load((tmp_path / "best_config.yaml").read_text())
     assert best["model"]["params"]["lr"] == res.best_params["model.params.lr"]
     assert best["model"]["params"]["n_layers"] in (1, 2)
-    assert best["model"]["params"]["embedding_size"] == 8  # base values kept
+    assert best["model"]["params"]["embedding_dim"] == 8  # base values kept
     # a second call continues the same study in the same database
     res2 = tune(BASE, SPACE, n_trials=1, output_dir=tmp_path, dataset=_groups())
     assert len(res2.study.trials) == 4
@@ -184,3 +184,34 @@ def test_trials_train_on_augmented_data_and_validate_on_the_real_split(monkeypat
     assert expect.n_interactions > sp.train.n_interactions
     assert seen == [expect.n_interactions]
     assert 0.0 <= value <= 1.0
+
+
+def test_trial_zero_is_the_base_config_so_tuning_never_loses_to_it(tmp_path: Path):
+    """Issue 17 item 12: the shipped BPR search's best config tested below the untuned default.
+    A new study's first trial runs the base config's values (the model's defaults where the
+    config sets none); a value outside the space is left to the sampler."""
+    from fusionrec.models.graph.lightgcn import LightGCNConfig
+
+    space = {
+        **SPACE,
+        "model.params.embedding_dim": {"type": "categorical", "choices": [8, 16]},
+        "train.epochs": {"type": "int", "low": 5, "high": 9},  # the base's 3 is outside
+    }
+    seen: list[dict] = []
+
+    def objective(cfg, report):
+        seen.append(cfg)
+        return cfg["model"]["params"]["lr"]
+
+    res = tune(BASE, space, n_trials=3, output_dir=tmp_path, objective=objective)
+    first = res.study.trials[0].params
+    assert first["model.params.lr"] == LightGCNConfig.model_fields["lr"].default
+    assert first["model.params.n_layers"] == LightGCNConfig.model_fields["n_layers"].default
+    assert first["model.params.embedding_dim"] == 8  # the base config's own value
+    assert 5 <= first["train.epochs"] <= 9  # sampled: 3 is not in the space
+    assert seen[0]["model"]["params"]["lr"] == first["model.params.lr"]
+    # a continued study does not run the baseline again; switched off, it is not run at all
+    again = tune(BASE, space, n_trials=1, output_dir=tmp_path, objective=objective)
+    assert len(again.study.trials) == 4
+    off = tune(BASE, SPACE, n_trials=1, output_dir=tmp_path / "off", objective=objective, baseline_trial=False)
+    assert off.study.trials[0].params["model.params.lr"] != LightGCNConfig.model_fields["lr"].default

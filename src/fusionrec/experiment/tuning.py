@@ -183,6 +183,11 @@ def tune(
         load_if_exists=True,
     )
 
+    if tc.baseline_trial and not study.trials:
+        start = _base_point(base, tc)
+        if start:
+            study.enqueue_trial(start)
+
     def run(trial: optuna.Trial) -> float:
         cfg = copy.deepcopy(base)
         for path, spec in tc.space.items():
@@ -215,6 +220,42 @@ def tune(
         set_path(best_cfg, path, value)
     _write_outputs(out, study, best_cfg, tc)
     return TuneResult(best.params, float(best.value), best_cfg, n_complete, n_pruned, out, study)
+
+
+def _fits(spec: ParamSpec, value: Any) -> bool:
+    if spec.type == "categorical":
+        return value in (spec.choices or [])
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if spec.type == "int" and float(value) != int(value):
+        return False
+    return float(spec.low) <= float(value) <= float(spec.high)  # type: ignore[arg-type]
+
+
+def _base_point(base: dict[str, Any], tc: TuneConfig) -> dict[str, Any]:
+    """The searched parameters' values in ``base`` (the model's defaults for params the config
+    leaves out), for the ones inside the search space."""
+    from fusionrec.experiment.config import config_from_dict
+    from fusionrec.models.registry import get_model
+
+    cfg = config_from_dict(base, source="base config")
+    full = cfg.model_dump(mode="json")
+    model_cfg = get_model(cfg.model.name).Config
+    resolved = model_cfg(**cfg.model_params()).model_dump(mode="json")
+    aliases = model_cfg.aliases() if hasattr(model_cfg, "aliases") else {}
+    point: dict[str, Any] = {}
+    for path, spec in tc.space.items():
+        parts = path.split(".")
+        if parts[:2] == ["model", "params"] or parts[0] == "train":
+            key = parts[-1] if parts[0] == "train" else ".".join(parts[2:])
+            value = resolved.get(aliases.get(key, key))
+        else:
+            value = full
+            for p in parts:
+                value = value.get(p) if isinstance(value, dict) else None
+        if value is not None and _fits(spec, value):
+            point[path] = int(value) if spec.type == "int" else value
+    return point
 
 
 def _write_outputs(out: Path, study, best_cfg: dict[str, Any], tc: TuneConfig) -> None:

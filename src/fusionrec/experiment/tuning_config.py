@@ -83,6 +83,9 @@ class TuneConfig(BaseModel):
     """Complete trials before pruning starts."""
     pruner_warmup_epochs: int = Field(2, ge=0)
     """Epochs of each trial that are never pruned."""
+    baseline_trial: bool = True
+    """Trial 0 of a new study runs the base config's own values (the model's defaults where the
+    config sets none), so the best trial is never worse on validation than not tuning."""
 
     @field_validator("metric")
     @classmethod
