@@ -16,6 +16,7 @@ import json
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,15 @@ from fusionrec.errors import FusionRecError, ModelStateError
 if TYPE_CHECKING:
     from fusionrec.models.base import Recommender
 
-__all__ = ["check_model_folder", "read_config", "loading", "smoke_check", "STATE_FILE"]
+__all__ = [
+    "check_model_folder",
+    "read_config",
+    "loading",
+    "smoke_check",
+    "member_folder",
+    "nested_load",
+    "STATE_FILE",
+]
 
 STATE_FILE = "state.safetensors"
 _ST_BYTES = {
@@ -235,3 +244,49 @@ def smoke_check(model: Recommender, folder: str | Path | None = None) -> None:
             )
     if np.isnan(full).any() or np.isnan(part).any():
         raise ModelStateError(f"{where}: the model scores NaN")
+
+
+_LOADING: ContextVar[tuple[str, ...]] = ContextVar("fusionrec_loading_folders", default=())
+_MAX_NESTING = 8
+
+
+def member_folder(parent: str | Path, *parts: str) -> Path:
+    """``parent/parts...`` for a nested model folder (an ensemble's member), confined to
+    ``parent``: each part must be a plain name (no ``..``, no separators, not absolute) and no
+    component may be a symbolic link, so a crafted config cannot load a model from elsewhere."""
+    parent = Path(parent)
+    path = parent
+    for part in parts:
+        if (
+            not part
+            or part in (".", "..")
+            or "/" in part
+            or "\\" in part
+            or "\x00" in part
+            or Path(part).is_absolute()
+        ):
+            raise ModelStateError(f"{parent}: member folder name {part[:80]!r} is not a plain name")
+        path = path / part
+        if path.is_symlink():
+            raise ModelStateError(f"{path}: member folders may not be symbolic links")
+    root = parent.resolve()
+    if root not in path.resolve().parents:
+        raise ModelStateError(f"{path}: member folder lies outside {parent}")
+    return path
+
+
+@contextmanager
+def nested_load(folder: str | Path) -> Iterator[None]:
+    """Mark ``folder`` as being loaded while its members load: a member that leads back to a
+    folder already on the way (a cycle), or nesting deeper than 8, is refused."""
+    key = str(Path(folder).resolve())
+    chain = _LOADING.get()
+    if key in chain:
+        raise ModelStateError(f"{folder}: model folders refer to each other in a cycle")
+    if len(chain) >= _MAX_NESTING:
+        raise ModelStateError(f"{folder}: model folders nested deeper than {_MAX_NESTING}")
+    token = _LOADING.set((*chain, key))
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)

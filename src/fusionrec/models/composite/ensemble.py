@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.errors import ConfigError
+from fusionrec.errors import ConfigError, ModelStateError
 from fusionrec.models.base import Capabilities, ModelConfig, Recommender, load_model
+from fusionrec.models.folder import member_folder, nested_load
 from fusionrec.models.registry import get_model, register
 from fusionrec.ranking import mask_seen
 
@@ -259,10 +260,17 @@ class Ensemble(Recommender):
             m.save(folder / "members" / f"{i}-{m.name}")
 
     def _load_files(self, folder: Path) -> None:
-        self.members_ = [
-            load_model(folder / "members" / f"{i}-{spec.name}", self.fit_options_.device, cpu_threads=self.fit_options_.cpu_threads)
-            for i, spec in enumerate(self.config.members)
-        ]
+        # member folders are confined to this folder (no '..', absolute paths or symlinks)
+        # and a folder already being loaded is refused (cycles), see models/folder.py
+        members = []
+        with nested_load(folder):
+            for i, spec in enumerate(self.config.members):
+                path = member_folder(folder, "members", f"{i}-{spec.name}")
+                m = load_model(path, self.fit_options_.device, cpu_threads=self.fit_options_.cpu_threads)
+                if type(m) is not get_model(spec.name):
+                    raise ModelStateError(f"{path} holds a {m.name!r} model, the config names {spec.name!r}")
+                members.append(m)
+        self.members_ = members
 
 
 class _MemberScoreCache:
