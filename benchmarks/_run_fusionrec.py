@@ -9,8 +9,8 @@ Protocol (RecBole 1.2.1's default general protocol):
 
 - ``rs``: ``split(ds, "rs", (0.8, 0.1, 0.1), seed)``; ``loo``: ``split(ds, "loo")`` (SASRec row).
 - The model is ``get_model(MODEL)()`` with its registry defaults, fitted on train with valid
-  for early stopping; test is full ranking over all items, masking train + valid items,
-  ``Evaluator(ks=(10,)).evaluate_split``.
+  for early stopping; test is full ranking over all items, masking train + valid items. The
+  chain is ``fusionrec.experiment.run`` (the one the CLI uses).
 - ``--kg-only`` mirrors RecBole's knowledge-graph models, which drop items without a KG link:
   interactions of unlinked items are removed before the split and unlinked items are never
   ranked.
@@ -58,20 +58,22 @@ def _unlinked_mask(ds):
 
 
 def run(model_name: str, protocol: str, kg_only: bool, seed: int) -> dict:
-    """Load, split, fit, evaluate; return the result record."""
+    """Load, split, fit, evaluate (through ``fusionrec.experiment.run``); return the record."""
     t_start = time.perf_counter()
     from fusionrec.errors import ConfigError
     from fusionrec.models import get_model
 
     try:
-        cls = get_model(model_name)
+        get_model(model_name)
     except ConfigError as e:
         return {"model": model_name, "status": "not available", "reason": str(e)}
 
     import numpy as np
 
-    from fusionrec.data import split
     from fusionrec.evaluation import Evaluator
+    from fusionrec.experiment import RunOptions, prepare
+    from fusionrec.experiment import run as run_experiment
+    from fusionrec.experiment.config import DataConfig, EvalConfig, ExperimentConfig, ModelSpec
 
     ds = _load_ml100k()
     extra_mask = None
@@ -80,25 +82,23 @@ def run(model_name: str, protocol: str, kg_only: bool, seed: int) -> dict:
             return {"model": model_name, "status": "error", "reason": "ml-100k loaded without a KG"}
         ds = ds.with_interactions(ds.kg.item_entity[ds.item_idx] >= 0, name=f"{ds.name}:kg-linked")
         extra_mask = _unlinked_mask(ds)
-    if protocol == "rs":
-        sp_ = split(ds, "rs", (0.8, 0.1, 0.1), seed=seed)
-    else:
-        sp_ = split(ds, "loo", seed=seed)
+    cfg = ExperimentConfig(
+        data=DataConfig(name=ds.name, protocol=protocol, ratios=(0.8, 0.1, 0.1)),
+        model=ModelSpec(name=model_name),
+        eval=EvalConfig(ks=[10]),
+        seed=seed,
+    )
+    prepared = prepare(cfg.data, seed, ds)
     t_load = time.perf_counter() - t_start
 
-    model = cls()
-    t0, c0 = time.perf_counter(), time.process_time()
-    model.fit(sp_.train, valid=sp_.valid, seed=seed)
-    fit_s = time.perf_counter() - t0
-    fit_cpu_s = time.process_time() - c0
-
     ev = Evaluator(ks=(10,))
-    t0 = time.perf_counter()
-    if extra_mask is None:
-        res = ev.evaluate_split(model, sp_)
-    else:
-        res = ev.evaluate(model, sp_.test, exclude=(sp_.train, sp_.valid, extra_mask))
-    eval_s = time.perf_counter() - t0
+    options = RunOptions()
+    if extra_mask is not None:  # unlinked items are never ranked (RecBole's KG models drop them)
+        options = RunOptions(
+            evaluate=lambda model, sp_: ev.evaluate(model, sp_.test, exclude=(sp_.train, sp_.valid, extra_mask))
+        )
+    res = run_experiment(cfg, options, prepared)
+    sp_, model = prepared.split, res.recommender
 
     out = {
         "model": model_name,
@@ -106,17 +106,17 @@ def run(model_name: str, protocol: str, kg_only: bool, seed: int) -> dict:
         "protocol": protocol,
         "kg_only": kg_only,
         "seed": seed,
-        "params": model.config.model_dump(mode="json"),
+        "params": res.params,
         "n_users": int(ds.n_users),
         "n_items": int(ds.n_items) if extra_mask is None else int((ds.kg.item_entity >= 0).sum()),
         "n_train": int(sp_.train.n_interactions),
         "n_valid": int(sp_.valid.n_interactions),
         "n_test": int(sp_.test.n_interactions),
-        "eval_users": int(res.n_users),
+        "eval_users": int(res.n_test_users),
         "load_s": round(t_load, 3),
-        "fit_s": round(fit_s, 3),
-        "fit_cpu_s": round(fit_cpu_s, 3),
-        "eval_s": round(eval_s, 3),
+        "fit_s": round(res.fit_seconds, 3),
+        "fit_cpu_s": round(res.fit_cpu_seconds or 0.0, 3),
+        "eval_s": round(res.eval_seconds, 3),
         "total_s": round(time.perf_counter() - t_start, 3),
     }
     out.update({m: round(float(res.metrics[m]), 6) for m in METRICS})

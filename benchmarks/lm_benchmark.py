@@ -46,9 +46,12 @@ from fusionrec.encoders import (  # noqa: E402
     render_item_texts,
 )
 from fusionrec.evaluation import Evaluator  # noqa: E402
+from fusionrec.experiment import RunOptions, prepare, run  # noqa: E402
+from fusionrec.experiment.config import DataConfig, EvalConfig, ExperimentConfig, ModelSpec  # noqa: E402
 from fusionrec.models import get_model  # noqa: E402
 
 EV = Evaluator(metrics=("ndcg", "recall"), ks=(10,))
+EVAL = EvalConfig(metrics=["ndcg", "recall"], ks=[10])
 
 # ID-only model and its LM-fused version, with the settings used for both (training settings of
 # the fused model equal the ID-only model's defaults, so the text is the only difference)
@@ -72,31 +75,34 @@ EASE_LAMBDAS = (250.0, 500.0, 700.0, 1000.0)
 TEXT_WEIGHTS = (0.5, 1.0, 2.0)
 
 
-def _fit_eval(name: str, params: dict, sp, seed: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    model = get_model(name)(**params).fit(sp.train, sp.valid, seed=seed)
-    fit_s = time.perf_counter() - t0
-    res = EV.evaluate_split(model, sp)
-    hist = getattr(model, "history_", None)
+def _fit_eval(name: str, params: dict, prepared, seed: int, stage: str = "test") -> dict[str, Any]:
+    """One ``fusionrec.experiment.run`` of ``name`` on the prepared split (the CLI's chain)."""
+    cfg = ExperimentConfig(
+        data=prepared.data, model=ModelSpec(name=name, params=params), eval=EVAL, seed=seed
+    )
+    res = run(cfg, RunOptions(stage=stage), prepared)
     return {
-        "ndcg@10": res["ndcg@10"],
-        "recall@10": res["recall@10"],
-        "fit_s": fit_s,
-        "epochs": len(hist.records) if hist is not None else None,
-        "best_epoch": getattr(hist, "best_epoch", None),
-        "model": model,
+        "ndcg@10": res.metrics["ndcg@10"],
+        "recall@10": res.metrics["recall@10"],
+        "fit_s": res.fit_seconds,
+        "epochs": res.epochs_run,
+        "best_epoch": res.best_epoch,
+        "model": res.recommender,
     }
 
 
-def _tuned_on_valid(name: str, grid: list[dict], sp, seed: int) -> tuple[dict, dict]:
+def _prepared(ds, protocol: str, seed: int):
+    return prepare(DataConfig(name=ds.name, protocol=protocol, ratios=(0.8, 0.1, 0.1)), seed, ds)
+
+
+def _tuned_on_valid(name: str, grid: list[dict], prepared, seed: int) -> tuple[dict, dict]:
     """Fit every grid point, pick the best valid NDCG@10, return (its params, its test row)."""
     best, best_p, best_m = -1.0, None, None
     for p in grid:
-        m = get_model(name)(**p).fit(sp.train, sp.valid, seed=seed)
-        v = EV.evaluate_split(m, sp, stage="valid")["ndcg@10"]
-        if v > best:
-            best, best_p, best_m = v, p, m
-    res = EV.evaluate_split(best_m, sp)
+        r = _fit_eval(name, p, prepared, seed, stage="valid")
+        if r["ndcg@10"] > best:
+            best, best_p, best_m = r["ndcg@10"], p, r["model"]
+    res = EV.evaluate_split(best_m, prepared.split)
     return best_p, {"ndcg@10": res["ndcg@10"], "recall@10": res["recall@10"], "valid": best}
 
 
@@ -109,7 +115,7 @@ def warm(ds, seeds: list[int], pairs: list[str], seq_epochs: int | None = None) 
     titles = {"rs": "RS 8:1:1", "loo": "leave-one-out"}
     for seed in seeds:
         for protocol in dict.fromkeys(PAIR_PROTOCOL.get(k, "rs") for k in pairs):
-            sp = split(ds, protocol, (0.8, 0.1, 0.1), seed=seed)
+            sp = _prepared(ds, protocol, seed)
             print(f"\n## warm: ml-100k {titles[protocol]}, split seed {seed}, full ranking\n")
             print("| model | NDCG@10 | Recall@10 | fit s | epochs |\n|---|---|---|---|---|")
             for k in pairs:
@@ -123,7 +129,7 @@ def warm(ds, seeds: list[int], pairs: list[str], seq_epochs: int | None = None) 
                     print(_row(name + extra, r), flush=True)
         if "EASE" not in pairs:
             continue
-        sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=seed)
+        sp = _prepared(ds, "rs", seed)
         print("\nTuned on the validation split (test reported for the valid pick):\n")
         p, r = _tuned_on_valid("ease", [{"reg_weight": lam} for lam in EASE_LAMBDAS], sp, seed)
         print(f"- ease: pick {p} -> valid {r['valid']:.4f}, test NDCG@10 {r['ndcg@10']:.4f}")
@@ -133,7 +139,7 @@ def warm(ds, seeds: list[int], pairs: list[str], seq_epochs: int | None = None) 
 
 
 def cold(ds, seed: int) -> None:
-    sp = split(ds, "cold-item", (0.8, 0.1, 0.1), seed=seed)
+    sp = _prepared(ds, "cold-item", seed)
     print(f"\n## cold-item: 10 % of items held out whole for test, split seed {seed}\n")
     print("| model | NDCG@10 | Recall@10 | fit s | epochs |\n|---|---|---|---|---|")
     rows = {}

@@ -19,12 +19,12 @@ import time
 import numpy as np
 
 from fusionrec.data import load_dataset
-from fusionrec.data.splits import split
 from fusionrec.evaluation.evaluator import Evaluator
+from fusionrec.experiment import RunOptions, prepare, run
+from fusionrec.experiment.config import DataConfig, EvalConfig, ExperimentConfig, ModelSpec
 from fusionrec.models.composite.distill import Distilled, distill, parameter_count
 from fusionrec.models.composite.ensemble import Ensemble
-from fusionrec.models.composite.multitask import MultiTask, rating_rmse
-from fusionrec.models.registry import get_model
+from fusionrec.models.composite.multitask import rating_rmse
 
 
 def _ms_per_user(model, n_users: int) -> float:
@@ -45,7 +45,8 @@ def main() -> None:
     parts = set(args.only.split(","))
     ep = 15 if args.quick else 40
     ds = load_dataset("ml-100k")
-    sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=2020)
+    prepared = prepare(DataConfig(name=ds.name, protocol="rs"), 2020, ds)
+    sp = prepared.split
     ev = Evaluator(ks=(10,))
     rows: list[dict] = []
 
@@ -61,24 +62,34 @@ def main() -> None:
         print(json.dumps(r), flush=True)
 
     def fit(make):
+        """Time a composition of already fitted models (ensembles, a teacher object)."""
         t = time.perf_counter()
         m = make()
         return m, time.perf_counter() - t
+
+    def chain(name: str, **params):
+        """A model described by its config alone: one ``fusionrec.experiment.run``."""
+        cfg = ExperimentConfig(
+            data=prepared.data,
+            model=ModelSpec(name=name, params=params),
+            eval=EvalConfig(metrics=["ndcg"], ks=[10]),
+            seed=2020,
+        )
+        res = run(cfg, RunOptions(), prepared)
+        return res.recommender, res.fit_seconds
 
     if "sasrec" in parts:
         _sasrec_section(ds, args.sasrec_epochs or (10 if args.quick else 30), rows)
     if not parts - {"sasrec"}:
         _print_table(rows)
         return
-    ease, s = fit(lambda: get_model("ease")().fit(sp.train, sp.valid, seed=2020))
+    ease, s = chain("ease")
     if "ensemble" in parts or "kd" in parts:
         report("ensemble", "ease", ease, s, params=parameter_count(ease))
     if "ensemble" in parts:
-        bpr, s = fit(
-            lambda: get_model("bpr")(epochs=ep, eval_every=5).fit(sp.train, sp.valid, seed=2020)
-        )
+        bpr, s = chain("bpr", epochs=ep, eval_every=5)
         report("ensemble", "bpr", bpr, s)
-        knn, s = fit(lambda: get_model("itemknn")().fit(sp.train, sp.valid, seed=2020))
+        knn, s = chain("itemknn")
         report("ensemble", "itemknn", knn, s)
         for members, norm in (
             ((ease, bpr), "zscore"),
@@ -100,7 +111,7 @@ def main() -> None:
         e, s = fit(lambda: Ensemble.from_models([ease, bpr], method="rrf", weights=(0.5, 0.5)))
         report("ensemble", "rrf(ease+bpr, equal)", e, s)
     if "kd" in parts:
-        base = dict(embedding_size=8, epochs=ep, eval_every=5, patience=2, lr=0.01)
+        base = dict(embedding_dim=8, epochs=ep, eval_every=5, patience=2, lr=0.01)
         report(
             "kd",
             "teacher ease",
@@ -109,7 +120,7 @@ def main() -> None:
             params=parameter_count(ease),
             ms_per_user=round(_ms_per_user(ease, ds.n_users), 3),
         )
-        alone, s = fit(lambda: Distilled(lam=0.0, **base).fit(sp.train, sp.valid, seed=2020))
+        alone, s = chain("distill", lam=0.0, **base)
         report(
             "kd",
             "student alone (MF d=8)",
@@ -150,7 +161,7 @@ def main() -> None:
             ("single-task ranking", {"tasks": ("ranking",)}),
             ("single-task rating", {"tasks": ("rating",)}),
         ):
-            m, s = fit(lambda p=p: MultiTask(**mt, **p).fit(sp.train, sp.valid, seed=2020))
+            m, s = chain("multitask", **mt, **p)
             rmse = round(rating_rmse(m, sp.test), 4) if "rating" in m.config.tasks else None
             report("multitask", name, m, s, test_rmse=rmse, epochs_run=len(m.history_.records))
     if "curriculum" in parts:
@@ -158,7 +169,7 @@ def main() -> None:
         # negatives from the very top of the popularity ranking hurts (held-out positives act
         # as false negatives); skipping the top 5% of items (the default) or the teacher's
         # top 20 does not.
-        cb = dict(embedding_size=64, epochs=ep, patience=0, eval_every=ep, lam=0.0, lr=0.005)
+        cb = dict(embedding_dim=64, epochs=ep, patience=0, eval_every=ep, lam=0.0, lr=0.005)
         full_at = max(ep // 2, 2)
         for name, cur, teacher in (
             ("uniform negatives", None, None),
@@ -192,10 +203,10 @@ def main() -> None:
 
 
 def _sasrec_section(ds, epochs: int, rows: list[dict]) -> None:
-    """SASRec vs SASRec + augmentation + CL, same epochs, no early stop, loo split."""
-    sp = split(ds, "loo")
-    ev = Evaluator(metrics=("ndcg", "recall"), ks=(10,))
-    base = dict(epochs=epochs, patience=0, eval_every=epochs, device="cpu", lr=2e-3)
+    """SASRec vs SASRec + augmentation + CL, same epochs, no early stop, loo split (each one
+    ``fusionrec.experiment.run`` on one prepared split)."""
+    prepared = prepare(DataConfig(name=ds.name, protocol="loo"), 2020, ds)
+    base = dict(epochs=epochs, patience=0, eval_every=epochs, lr=2e-3)
     aug = [
         {"kind": "crop", "rate": 0.6},
         {"kind": "mask", "rate": 0.3},
@@ -209,17 +220,22 @@ def _sasrec_section(ds, epochs: int, rows: list[dict]) -> None:
             dict(augment=aug, cl_weight=0.1, cl_similarity="cos", cl_temperature=0.2),
         ),
     ):
-        t = time.perf_counter()
-        m = get_model("sasrec")(**base, **extra).fit(sp.train, sp.valid, seed=2020)
-        s = time.perf_counter() - t
-        res = ev.evaluate_split(m, sp)
+        cfg = ExperimentConfig(
+            data=prepared.data,
+            model=ModelSpec(name="sasrec", params={**base, **extra}),
+            eval=EvalConfig(metrics=["ndcg", "recall"], ks=[10]),
+            seed=2020,
+        )
+        res = run(cfg, RunOptions(device="cpu"), prepared)
+        s = res.fit_seconds
+        m = res.recommender
         last = m.history_.records[-1]
         r = {
             "section": "sasrec (loo)",
             "model": f"{name} ({epochs} epochs)",
-            "ndcg@10": round(res["ndcg@10"], 4),
+            "ndcg@10": round(res.metrics["ndcg@10"], 4),
             "fit_s": round(s, 1),
-            "recall@10": round(res["recall@10"], 4),
+            "recall@10": round(res.metrics["recall@10"], 4),
             "s_per_epoch": round(s / len(m.history_.records), 2),
         }
         if "loss_cl" in last:

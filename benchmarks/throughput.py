@@ -62,16 +62,18 @@ def measure(
     """Fit ``name`` for ``epochs`` epochs under ``amp``; return its throughput record."""
     import numpy as np
 
-    from fusionrec.models import get_model
+    from fusionrec.experiment import RunOptions, fit_model, make_model
 
-    model = get_model(name)(epochs=epochs, amp=amp, device=device, cpu_threads=threads)
     cpu_marks = [time.process_time()]  # CPU clock after each epoch (the first: before the fit)
 
     def mark(epoch: int, record: dict) -> None:
         cpu_marks.append(time.process_time())
 
+    # the device and threads are run options (never model params); fit only, no evaluation
+    options = RunOptions(device=device, cpu_threads=threads, callbacks=(mark,))
+    model = make_model(name, {"epochs": epochs, "amp": amp}, options)
     t0 = time.perf_counter()
-    model.fit(train, valid=None, seed=seed, callbacks=[mark])
+    fit_model(model, train, None, seed, options)
     wall = time.perf_counter() - t0
     recs = model.history_.records
     steady = recs[1:] or recs
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = torch's default)"
+        "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = one per CPU)"
     )
     p.add_argument("--output", default=None, help="also write the records as JSON here")
     a = p.parse_args(argv)
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in models:
         for amp in precisions:
             train = data["loo" if m == "sasrec" else "rs"]
-            rec = measure(m, amp, train, a.epochs, a.seed, a.device, a.threads or None)
+            rec = measure(m, amp, train, a.epochs, a.seed, a.device, a.threads or os.cpu_count())
             print(
                 f"[run] {m} amp={amp}: {rec['samples_per_s']:,.0f} {rec['unit']}/s, {rec['epoch_s']:.2f} s/epoch",
                 flush=True,
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_table(rows))
     print(
-        f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, {a.threads or 'default'} torch thread(s), device {rows[0]['device'] if rows else a.device})"
+        f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, {a.threads or os.cpu_count()} torch thread(s), device {rows[0]['device'] if rows else a.device})"
     )
     if a.output:
         out = Path(a.output)
