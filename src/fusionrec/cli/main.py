@@ -29,6 +29,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "serve_cmd",
     "keys_cmd",
     "retrain_cmd",
+    "bandit_cmd",
 )
 
 app = typer.Typer(
