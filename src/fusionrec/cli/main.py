@@ -41,15 +41,30 @@ app = typer.Typer(
 )
 
 
+#: Third-party loggers that are noisy at INFO/DEBUG: faiss announces every failed AVX512
+#: probe with a ModuleNotFoundError, matplotlib logs ~220 font lines at DEBUG.
+_QUIET_LOGGERS = ("faiss", "faiss.loader", "matplotlib", "PIL", "urllib3", "httpx", "httpcore", "filelock", "fsspec", "numba", "h5py", "asyncio", "torch", "sentence_transformers", "transformers")  # fmt: skip
+for _name in _QUIET_LOGGERS:  # before any of them is imported (faiss logs at import)
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    """fusionrec's own loggers at INFO (DEBUG with -v); third-party loggers stay at WARNING."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("fusionrec").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _register_all() -> None:
@@ -66,36 +81,89 @@ def _register_all() -> None:
 _register_all()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user-facing errors print one line (no traceback) and exit 1."""
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException types, Abort types) of both click and the copy typer >= 0.22 vendors."""
+    import click
+
+    usage: list[type] = [click.exceptions.ClickException]
+    abort: list[type] = [click.exceptions.Abort, typer.Abort]
+    try:
+        from typer._click import exceptions as tce  # typer's vendored click (0.22+)
+
+        usage.append(tce.ClickException)
+        if hasattr(tce, "Abort"):
+            abort.append(tce.Abort)
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        pass
+    return tuple(usage), tuple(abort)
+
+
+def _error(message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
+def _command_of(argv: list[str]) -> str:
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def run_app(application: typer.Typer, argv: list[str], prog_name: str = "fusionrec") -> int:
+    """Run a typer app and turn every way it can end into an exit code.
+
+    Usage errors (unknown command or option, missing or invalid value) print click's short
+    usage message and give 2; project errors print one line and give 1; Ctrl-C prints
+    "interrupted" and gives 130; an exit code a command returns or raises is kept.
+    """
+    usage_errors, aborts = _click_exceptions()
     try:
-        app(args=argv, standalone_mode=False)
+        rv = application(args=argv, prog_name=prog_name, standalone_mode=False)
+    except usage_errors as e:
+        e.show()  # "Usage: ... / Try '... --help' for help. / Error: ..."
+        return int(getattr(e, "exit_code", 2))
     except FusionRecError as e:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        _error(str(e))
         return 1
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        _error(str(e))
         return 1
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+        _error("interrupted")
         return 130
+    except aborts:
+        _error("aborted")
+        return 1
     except typer.Exit as e:
-        return e.exit_code
+        return int(e.exit_code)
     except SystemExit as e:
-        return int(e.code or 0)
-    except Exception as e:  # click usage errors
-        import click
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except Exception as e:
+        from pydantic import ValidationError
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
-        raise
+        if not isinstance(e, ValidationError):
+            raise
+        # a flag value the command's typed config refused (e.g. --protocol lo)
+        parts = [
+            f"{'.'.join(str(x) for x in err['loc']) or 'value'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else "")
+            for err in e.errors()[:3]
+        ]
+        cmd = _command_of(argv)
+        _error("invalid value: " + "; ".join(parts))
+        print(f"Try '{prog_name}{' ' + cmd if cmd else ''} --help' for help.", file=sys.stderr)
+        return 2
+    # typer returns the code of a Ctrl-C (130) or typer.Exit instead of raising in this mode
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        if rv == 130:
+            _error("interrupted")
+        return rv
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; see :func:`run_app` for the exit codes (0, 1, 2, 130)."""
+    return run_app(app, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,11 +40,10 @@ def encode_text_cmd(
     load_s = time.perf_counter() - t0
     stats = EncodeStats()
     emb = encode_items(ds, enc, template, batch_size=batch_size, progress=True, stats=stats)
-    rate = stats.encoded / stats.seconds if stats.encoded and stats.seconds > 0 else float("nan")
     console.print(
         f"items encoded: {stats.n_texts}  dim: {stats.dim}  seconds: {stats.seconds:.2f} "
-        f"(model load {load_s:.1f})  items/s: {rate:.1f}  cache hits: {stats.cache_hits}/{stats.n_texts}  "
-        f"model key: {stats.model_key}",
+        f"(model load {load_s:.1f})  {_rate(stats.encoded, stats.seconds)}  "
+        f"cache hits: {stats.cache_hits}/{stats.n_texts}  model key: {stats.model_key}",
         highlight=False,
     )
     if output is not None:
@@ -53,6 +52,13 @@ def encode_text_cmd(
         np.save(tmp, emb, allow_pickle=False)
         tmp.replace(output)
         console.print(f"wrote {output}")
+
+
+def _rate(encoded: int, seconds: float) -> str:
+    """``items/s: N`` for texts actually encoded; a warm cache encodes none (no NaN rate)."""
+    if encoded <= 0:
+        return "items/s: - (all from cache)"
+    return f"items/s: {encoded / seconds:.1f}" if seconds > 0 else "items/s: -"
 
 
 def search_cmd(
