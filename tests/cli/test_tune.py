@@ -134,7 +134,10 @@ def test_cli_tune(tmp_path: Path, capsys):
     out = tmp_path / "out"
     rc = main(["tune", "--config", str(cfg_path), "--trials", "2", "--output", str(out)])
     assert rc == 0, capsys.readouterr()
-    assert "best valid recall@10" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "best valid recall@10" in printed
+    assert "trial 0 (1/2): recall@10 0." in printed and "s/trial · about" in printed  # progress
+    assert "trial 1 (2/2): " in printed and "left" not in printed.split("trial 1 (2/2)")[1].split("\n")[0]
     for name in ("best_config.yaml", "history.png", "trials.csv", "tune.db"):
         assert (out / name).is_file(), name
     best = load_config(out / "best_config.yaml")  # a valid experiment config, ready to train

@@ -8,9 +8,9 @@ from fusionrec.experiment.config import apply_overrides, config_from_dict, load_
 
 def test_yaml_loads_and_merges_train_section(tmp_path: Path):
     p = tmp_path / "c.yaml"
-    p.write_text("model: {name: bpr, params: {embedding_size: 16}}\ntrain: {epochs: 3}\n")
+    p.write_text("model: {name: bpr, params: {embedding_dim: 16}}\ntrain: {epochs: 3}\n")
     cfg = load_config(p)
-    assert cfg.model_params() == {"epochs": 3, "embedding_size": 16}
+    assert cfg.model_params() == {"epochs": 3, "embedding_dim": 16}
     assert cfg.data.protocol == "rs" and cfg.seed == 2020
 
 

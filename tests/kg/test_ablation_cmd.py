@@ -11,7 +11,7 @@ from fusionrec.errors import ConfigError
 from fusionrec.experiment.ablation import run_ablation, write_ablation_report
 from fusionrec.testing import toy_dataset
 
-FAST = {"dim": 8, "batch_size": 128, "device": "cpu"}
+FAST = {"embedding_dim": 8, "batch_size": 128, "device": "cpu"}
 
 
 def test_run_ablation_writes_table_json_and_chart(tmp_path):

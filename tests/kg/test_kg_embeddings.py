@@ -26,7 +26,7 @@ def test_transe_recovers_planted_relation():
     emb = train_kge(
         train,
         "transe",
-        dim=16,
+        embedding_dim=16,
         epochs=150,
         seed=0,
         batch_size=16,
@@ -47,7 +47,7 @@ def test_transr_shapes_and_loss_decreases():
     emb = train_kge(
         train,
         "transr",
-        dim=8,
+        embedding_dim=8,
         epochs=40,
         seed=0,
         batch_size=16,
@@ -68,8 +68,8 @@ def test_transr_shapes_and_loss_decreases():
 
 def test_kge_seeded_reproducible_and_on_dataset_kg():
     ds = toy_dataset()
-    a = train_kge(ds.kg, "transe", dim=8, epochs=3, seed=1)
-    b = train_kge(ds.kg, "transe", dim=8, epochs=3, seed=1)
+    a = train_kge(ds.kg, "transe", embedding_dim=8, epochs=3, seed=1)
+    b = train_kge(ds.kg, "transe", embedding_dim=8, epochs=3, seed=1)
     np.testing.assert_array_equal(a.entity, b.entity)
     assert a.entity.shape == (len(ds.kg.entities), 8)
     tr, te = split_triples(ds.kg, 0.2, seed=0)

@@ -17,7 +17,7 @@ from fusionrec.models import get_model
 from fusionrec.models.kg.kge import LossSchedule
 from fusionrec.testing import check_recommender, toy_dataset
 
-FAST = {"epochs": 2, "batch_size": 128, "dim": 8, "device": "cpu", "patience": 0}
+FAST = {"epochs": 2, "batch_size": 128, "embedding_dim": 8, "device": "cpu", "patience": 0}
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ FAST = {"epochs": 2, "batch_size": 128, "dim": 8, "device": "cpu", "patience": 0
     [
         ("mm_mf", {**FAST, "modalities": ["image"], "fusion": "gate"}),
         ("cke", {**FAST, "rel_dim": 4, "modalities": ["image"]}),
-        ("kgat", {**FAST, "rel_dim": 4, "layers": [8, 4]}),
+        ("kgat", {**FAST, "rel_dim": 4, "hidden_dims": [8, 4]}),
     ],
 )
 def test_conformance(name, params):
@@ -40,7 +40,7 @@ def _batch(model, ds):
 @pytest.mark.parametrize("name", ["cke", "kgat"])
 def test_joint_loss_has_each_term_and_respects_weights(name):
     ds = toy_dataset()
-    extra = {"rel_dim": 4} | ({"layers": [8]} if name == "kgat" else {})
+    extra = {"rel_dim": 4} | ({"hidden_dims": [8]} if name == "kgat" else {})
     m = get_model(name)(**FAST, **extra, loss_weights={"kg": 0.5, "reg": 0.01}).fit(ds, seed=0)
     rec = m.history_.records[-1]
     assert {"loss_rec", "loss_kg", "loss_reg"} <= set(rec)
@@ -107,7 +107,7 @@ def test_cke_handles_unlinked_items():
     assert part.kg.n_linked_items == 10
     m = get_model("cke")(**FAST, rel_dim=4).fit(part, seed=0)
     assert np.isfinite(m.score_indices(np.arange(3))).all()
-    m2 = get_model("kgat")(**FAST, rel_dim=4, layers=[8]).fit(part, seed=0)
+    m2 = get_model("kgat")(**FAST, rel_dim=4, hidden_dims=[8]).fit(part, seed=0)
     assert np.isfinite(m2.score_indices(np.arange(3))).all()
 
 
@@ -153,7 +153,7 @@ def test_modality_alone_determines_preference():
         def score_indices(self, u, i=None):
             return np.random.default_rng(0).random((len(u), ds.n_items)).astype(np.float32)
 
-    params = dict(dim=16, epochs=30, lr=0.01, batch_size=256, patience=0, device="cpu")
+    params = dict(embedding_dim=16, epochs=30, lr=0.01, batch_size=256, patience=0, device="cpu")
     rand = ev.evaluate(Random(), s.test, exclude=(warm_mask,))["ndcg@10"]
     id_only = ev.evaluate(
         get_model("mm_mf")(**params).fit(s.train, seed=0), s.test, exclude=(warm_mask,)
@@ -185,7 +185,7 @@ def test_mm_mf_missing_modality_rows_and_save_load(tmp_path):
 
 def test_kgat_eval_cache_matches_fresh_propagation():
     ds = toy_dataset()
-    m = get_model("kgat")(**FAST, rel_dim=4, layers=[8]).fit(ds, seed=0)
+    m = get_model("kgat")(**FAST, rel_dim=4, hidden_dims=[8]).fit(ds, seed=0)
     a = m.score_indices(np.arange(4))
     m.module_._cache = None
     b = m.score_indices(np.arange(4))
@@ -203,7 +203,7 @@ def test_kgat_row_propagation_equals_full_propagation(layers):
     """KGAT propagates only what the user and item rows need (propagation_plan); in eval mode
     this equals the full-graph propagation at those rows, for any depth."""
     ds = toy_dataset()
-    m = get_model("kgat")(**FAST, rel_dim=4, layers=layers).fit(ds, seed=0)
+    m = get_model("kgat")(**FAST, rel_dim=4, hidden_dims=layers).fit(ds, seed=0)
     mod = m.module_
     mod.eval()
     with torch.no_grad():

@@ -25,7 +25,7 @@ def _ds(pairs: list[tuple[str, str]], name: str = "hand") -> Dataset:
     [
         lambda: EASE(reg_weight=1.0),
         lambda: ItemKNN(k=10),
-        lambda: BPR(epochs=30, lr=0.05, batch_size=64, embedding_size=8, patience=0, device="cpu"),
+        lambda: BPR(epochs=30, lr=0.05, batch_size=64, embedding_dim=8, patience=0, device="cpu"),
     ],
     ids=["ease", "itemknn", "bpr"],
 )
@@ -188,5 +188,5 @@ def test_bpr_loss_value_and_item_vectors() -> None:
     assert float(out["bpr"].detach()) == pytest.approx(-np.log(1 / (1 + np.exp(-2))), abs=1e-6)
     assert float(out["reg"].detach()) == pytest.approx(3.0)
     ds, _ = checkerboard()
-    m = BPR(epochs=2, embedding_size=4, device="cpu").fit(ds)
+    m = BPR(epochs=2, embedding_dim=4, device="cpu").fit(ds)
     assert m.item_vectors().shape == (ds.n_items, 4)

@@ -17,7 +17,7 @@ from fusionrec.evaluation.ctr import ctr_examples, evaluate_ctr
 from fusionrec.models import get_model
 from fusionrec.models.neural.deepfm import DeepFM
 
-FAST = dict(embedding_size=4, hidden=(8,), epochs=3, batch_size=128, lr=0.01, device="cpu")
+FAST = dict(embedding_dim=4, hidden_dims=(8,), epochs=3, batch_size=128, lr=0.01, device="cpu")
 
 
 def test_registered():
@@ -30,7 +30,7 @@ def test_conformance(tiny, tmp_path, guard_mutation):
 
 
 def test_score_all_equals_pairwise_logits(tiny):
-    m = DeepFM(**{**FAST, "hidden": (8, 4)}).fit(tiny)
+    m = DeepFM(**{**FAST, "hidden_dims": (8, 4)}).fit(tiny)
     u, i = np.meshgrid(np.arange(tiny.n_users), np.arange(tiny.n_items), indexing="ij")
     p = m.predict_indices(u.ravel(), i.ravel()).reshape(u.shape)
     np.testing.assert_allclose(
@@ -38,7 +38,7 @@ def test_score_all_equals_pairwise_logits(tiny):
         p,
         atol=1e-5,
     )
-    m0 = DeepFM(**{**FAST, "hidden": ()}).fit(tiny)  # FM + linear "deep" part
+    m0 = DeepFM(**{**FAST, "hidden_dims": ()}).fit(tiny)  # FM + linear "deep" part
     p0 = m0.predict_indices(u.ravel(), i.ravel()).reshape(u.shape)
     np.testing.assert_allclose(
         torch.sigmoid(torch.as_tensor(m0.score_indices(np.arange(tiny.n_users)))).numpy(),
@@ -69,7 +69,7 @@ def _planted(seed: int = 0) -> Dataset:
 def test_planted_feature_rule_auc():
     ds = _planted()
     m = DeepFM(
-        embedding_size=8, hidden=(16,), epochs=30, batch_size=256, lr=1e-2, device="cpu"
+        embedding_dim=8, hidden_dims=(16,), epochs=30, batch_size=256, lr=1e-2, device="cpu"
     ).fit(ds, seed=0)
     taste = ds.user_features["taste"].to_numpy()
     cat = ds.item_features["category"].to_numpy()

@@ -61,7 +61,7 @@ def test_propagation_gradient_matches_dense():
 
 def test_model_uses_the_hand_adjacency(tiny):
     # users u0..u5 and items a..f; the fitted module's propagation equals the dense formula
-    m = LightGCN(epochs=1, batch_size=8, n_layers=2, embedding_size=4).fit(tiny, seed=0)
+    m = LightGCN(epochs=1, batch_size=8, n_layers=2, embedding_dim=4).fit(tiny, seed=0)
     a = normalized_adjacency(tiny.matrix("csr")).toarray()
     e0 = m.module_.embedding.weight.detach().numpy().astype(np.float64)
     want = (e0 + a @ e0 + a @ a @ e0) / 3
@@ -79,7 +79,7 @@ def test_isolated_nodes_get_zero_rows():
 
 
 PLANTED = dict(
-    epochs=60, batch_size=4, lr=0.02, embedding_size=8, n_layers=2, reg_weight=1e-4, num_negatives=2
+    epochs=60, batch_size=4, lr=0.02, embedding_dim=8, n_layers=2, reg_weight=1e-4, num_negatives=2
 )
 
 
@@ -97,7 +97,7 @@ def test_learns_planted_two_group_pattern(tiny, guard_mutation, seed):
 
 
 def test_conformance(tiny, tmp_path):
-    check_model(LightGCN, dict(epochs=3, batch_size=8, embedding_size=8), tiny, tmp_path)
+    check_model(LightGCN, dict(epochs=3, batch_size=8, embedding_dim=8), tiny, tmp_path)
 
 
 def test_registered():
@@ -105,7 +105,7 @@ def test_registered():
 
 
 def test_eval_cache_is_refreshed_after_training(tiny):
-    m = LightGCN(epochs=2, batch_size=8, embedding_size=4).fit(tiny, seed=0)
+    m = LightGCN(epochs=2, batch_size=8, embedding_dim=4).fit(tiny, seed=0)
     before = m.score_indices(np.arange(3)).copy()
     m.module_.train()
     with torch.no_grad():
@@ -128,6 +128,6 @@ def test_ml100k_quality_band(ml100k):
 
 
 def test_bf16_autocast_trains(tiny):
-    m = LightGCN(epochs=2, batch_size=8, embedding_size=4, amp="bf16").fit(tiny, seed=0)
+    m = LightGCN(epochs=2, batch_size=8, embedding_dim=4, amp="bf16").fit(tiny, seed=0)
     assert np.isfinite(m.score_indices(np.arange(6))).all()
     assert m.module_.embedding.weight.dtype == torch.float32

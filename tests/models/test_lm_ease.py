@@ -60,7 +60,7 @@ def test_cold_items_rank_for_textually_similar_users(groups, neighbors):
     space user scores each cold space item above every romance item (warm or cold), and the
     reverse for romance users. Plain EASE scores all cold items 0 (it cannot tell)."""
     ds, cold_s, cold_r = groups
-    m = get_model("lm_ease")(reg_weight=2.0, cold_neighbors=neighbors).fit(ds)
+    m = get_model("lm_ease")(reg_weight=2.0, cold_neighbours=neighbors).fit(ds)
     s = m.score(ds.users.ids)
     is_space = np.array([i.startswith("s") for i in ds.items.ids])
     cs = ds.items.to_idx(np.array(cold_s))

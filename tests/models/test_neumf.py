@@ -15,7 +15,7 @@ from fusionrec.nn.losses import bce_loss
 
 
 def test_score_all_equals_pairwise_forward():
-    c = NeuMFConfig(mf_embedding_size=4, mlp_embedding_size=3, mlp_hidden_size=(5, 2), dropout=0.5)
+    c = NeuMFConfig(embedding_dim=4, mlp_embedding_dim=3, hidden_dims=(5, 2), dropout=0.5)
     m = NeuMFModule(7, 9, c)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -33,7 +33,7 @@ def test_score_all_equals_pairwise_forward():
 def test_item_table_path_equals_per_pair_path():
     """Training batches with more pairs than items take the item half of the first MLP layer
     over the item table and gather it; fewer pairs compute it per pair: same logits, same grads."""
-    c = NeuMFConfig(mf_embedding_size=4, mlp_embedding_size=3, mlp_hidden_size=(5, 2), dropout=0.0)
+    c = NeuMFConfig(embedding_dim=4, mlp_embedding_dim=3, hidden_dims=(5, 2), dropout=0.0)
     m = NeuMFModule(7, 9, c)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -61,8 +61,8 @@ def test_bce_loss_known_value():
 
 
 PLANTED = dict(
-    epochs=40, batch_size=32, lr=0.01, mf_embedding_size=8, mlp_embedding_size=8,
-    mlp_hidden_size=(16, 8), dropout=0.0, num_negatives=2,
+    epochs=40, batch_size=32, lr=0.01, embedding_dim=8, mlp_embedding_dim=8,
+    hidden_dims=(16, 8), dropout=0.0, num_negatives=2,
 )  # fmt: skip
 
 
@@ -101,9 +101,9 @@ def test_conformance(tiny, tmp_path):
         dict(
             epochs=2,
             batch_size=8,
-            mf_embedding_size=4,
-            mlp_embedding_size=4,
-            mlp_hidden_size=(8, 4),
+            embedding_dim=4,
+            mlp_embedding_dim=4,
+            hidden_dims=(8, 4),
         ),
         tiny,
         tmp_path,
@@ -114,7 +114,7 @@ def test_registered_and_recbole_like_architecture():
     assert get_model("neumf") is NeuMF
     c = NeuMFConfig()
     # RecBole's widths; dropout (RecBole: 0.1) is off by default, chosen on validation NDCG@10
-    assert (c.mf_embedding_size, c.mlp_embedding_size, c.mlp_hidden_size, c.dropout) == (
+    assert (c.embedding_dim, c.mlp_embedding_dim, c.hidden_dims, c.dropout) == (
         64,
         64,
         (128, 64),
@@ -126,8 +126,8 @@ def test_registered_and_recbole_like_architecture():
 
 def test_fused_optimizer_matches_default_optimizer(tiny):
     """The fused Adam kernel is an implementation detail: same fit to float rounding."""
-    kw = dict(epochs=3, batch_size=8, mf_embedding_size=4, mlp_embedding_size=4,
-              mlp_hidden_size=(8, 4))  # fmt: skip
+    kw = dict(epochs=3, batch_size=8, embedding_dim=4, mlp_embedding_dim=4,
+              hidden_dims=(8, 4))  # fmt: skip
     fused = NeuMF(fused_optimizer=True, **kw).fit(tiny, seed=3)
     plain = NeuMF(fused_optimizer=False, **kw).fit(tiny, seed=3)
     init = NeuMF(**{**kw, "epochs": 1, "lr": 1e-9}).fit(tiny, seed=3)  # ~ the initial weights

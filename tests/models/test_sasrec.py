@@ -14,10 +14,10 @@ from fusionrec.models import get_model
 from fusionrec.models.sequential.sasrec import SASRec, pad_histories, training_windows
 
 FAST = dict(
-    hidden_size=16,
+    embedding_dim=16,
     n_heads=2,
     n_layers=1,
-    inner_size=32,
+    ffn_dim=32,
     max_len=5,
     epochs=3,
     batch_size=8,
@@ -77,10 +77,10 @@ def _cycle(n_items=12, n_users=40, length=9, seed=0) -> Dataset:
 
 # settings that learn the synthetic cycle '(i -> i+1 mod n)' in a few seconds
 CYCLE_SETTINGS = dict(
-    hidden_size=32,
+    embedding_dim=32,
     n_heads=2,
     n_layers=1,
-    inner_size=64,
+    ffn_dim=64,
     max_len=10,
     dropout=0.1,
     attn_dropout=0.1,

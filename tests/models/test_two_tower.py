@@ -13,7 +13,7 @@ from fusionrec.data import Dataset, split
 from fusionrec.models import get_model
 from fusionrec.models.neural.two_tower import TwoTower
 
-FAST = dict(id_dim=8, feature_dim=4, hidden=(16,), out_dim=8, epochs=3, batch_size=32, device="cpu")
+FAST = dict(embedding_dim=8, feature_dim=4, hidden_dims=(16,), out_dim=8, epochs=3, batch_size=32, device="cpu")
 
 
 def test_registered():
@@ -50,9 +50,9 @@ def test_cold_item_ranked_by_features(loss):
     ds = _groups()
     assert ds.item_popularity()[ds.items.to_idx(np.array(["a_new", "b_new"]))].sum() == 0
     m = TwoTower(
-        id_dim=16,
+        embedding_dim=16,
         feature_dim=8,
-        hidden=(32,),
+        hidden_dims=(32,),
         out_dim=16,
         epochs=40,
         batch_size=32,

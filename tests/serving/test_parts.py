@@ -101,7 +101,7 @@ def test_embedding_model_served_through_ann_matches_exact(tmp_path, settings, ke
 
 
 def test_static_embedding_fit_is_svd(tiny):
-    m = StaticEmbedding(dim=2).fit(tiny, seed=0)
+    m = StaticEmbedding(embedding_dim=2).fit(tiny, seed=0)
     out = m.recommend(["u0"], k=1)
     assert out["item_id"].tolist() == ["c"]
 

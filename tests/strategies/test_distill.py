@@ -32,7 +32,7 @@ def test_distilled_student_matches_teacher_top_item():
         teacher,
         ds,
         seed=0,
-        embedding_size=4,
+        embedding_dim=4,
         lam=0.9,
         temperature=1.0,
         teacher_topk=3,
@@ -65,7 +65,7 @@ def test_kd_loss_pulls_student_towards_teacher_order():
             )[None]
 
     student = (
-        Distilled(embedding_size=4, lam=1.0, teacher_topk=4, n_sampled=4, **FAST)
+        Distilled(embedding_dim=4, lam=1.0, teacher_topk=4, n_sampled=4, **FAST)
         .with_teacher(_Reverse())
         .fit(ds)
     )
@@ -79,7 +79,7 @@ def test_ranking_distillation_and_conformance():
         Distilled,
         {
             "teacher": {"name": "ease"},
-            "embedding_size": 4,
+            "embedding_dim": 4,
             "distill_loss": "ranking",
             "teacher_topk": 5,
             "epochs": 3,
@@ -91,7 +91,7 @@ def test_ranking_distillation_and_conformance():
 
 def test_student_alone_needs_no_teacher_and_saves_without_it(tmp_path):
     ds = toy_dataset(n_users=30, n_items=20)
-    m = Distilled(lam=0.0, embedding_size=4, epochs=2, batch_size=128).fit(ds)
+    m = Distilled(lam=0.0, embedding_dim=4, epochs=2, batch_size=128).fit(ds)
     back = load_model(m.save(tmp_path / "s"))
     np.testing.assert_allclose(back.score(ds.users.ids), m.score(ds.users.ids), rtol=1e-6)
     with pytest.raises(ConfigError, match="needs a teacher"):
@@ -104,7 +104,7 @@ def test_teacher_from_saved_folder(tmp_path):
     ds = toy_dataset(n_users=30, n_items=20)
     teacher = get_model("ease")().fit(ds)
     path = teacher.save(tmp_path / "teacher")
-    m = Distilled(teacher_path=str(path), embedding_size=4, epochs=2, batch_size=128).fit(ds)
+    m = Distilled(teacher_path=str(path), embedding_dim=4, epochs=2, batch_size=128).fit(ds)
     assert m.fitted_ and m._teacher is None
     other = toy_dataset(n_users=31, n_items=20)
     with pytest.raises(ConfigError, match="different users/items"):
@@ -159,7 +159,7 @@ def test_curriculum_inside_the_student_model():
     m = Distilled(
         lam=0.0,
         curriculum={"difficulty": "popularity", "full_at": 2},
-        embedding_size=4,
+        embedding_dim=4,
         epochs=3,
         batch_size=128,
     ).fit(ds)

@@ -16,9 +16,9 @@ FAST = {
     "batch_size": 256,
     "lr": 0.03,
     "patience": 0,
-    "embedding_size": 8,
-    "hidden": (16,),
-    "tower_hidden": 8,
+    "embedding_dim": 8,
+    "hidden_dims": (16,),
+    "tower_dim": 8,
 }
 
 
@@ -58,9 +58,9 @@ def test_conformance_and_ranking_only():
         {
             "epochs": 2,
             "batch_size": 128,
-            "embedding_size": 4,
-            "hidden": (8,),
-            "tower_hidden": 4,
+            "embedding_dim": 4,
+            "hidden_dims": (8,),
+            "tower_dim": 4,
             "n_experts": 2,
         },
     )

@@ -42,7 +42,7 @@ def test_ensemble_not_worse_than_best_member(setup):
 
 def test_kd_student_beats_student_alone_with_far_fewer_parameters(setup):
     sp, ease, ev = setup
-    base = dict(embedding_size=8, epochs=15, eval_every=5, patience=0, lr=0.01)
+    base = dict(embedding_dim=8, epochs=15, eval_every=5, patience=0, lr=0.01)
     alone = Distilled(lam=0.0, **base).fit(sp.train, seed=2020)
     kd = distill(ease, sp.train, seed=2020, lam=0.5, temperature=2.0, **base)
     assert parameter_count(kd) * 5 <= parameter_count(ease)
@@ -59,7 +59,7 @@ def test_curriculum_band_and_not_worse_than_uniform_negatives(setup):
     # MF d=64, 40 epochs each, no early stop; the default curriculum skips the top 5% of
     # items by popularity (hard negatives from the very top were false negatives: 0.17)
     sp, _, ev = setup
-    cb = dict(embedding_size=64, epochs=40, patience=0, eval_every=40, lam=0.0, lr=0.005)
+    cb = dict(embedding_dim=64, epochs=40, patience=0, eval_every=40, lam=0.0, lr=0.005)
     uniform = Distilled(**cb).fit(sp.train, sp.valid, seed=2020)
     cur = Distilled(curriculum={"full_at": 20}, **cb).fit(sp.train, sp.valid, seed=2020)
     u, c = (ev.evaluate_split(m, sp)["ndcg@10"] for m in (uniform, cur))

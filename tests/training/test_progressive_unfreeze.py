@@ -15,10 +15,10 @@ from fusionrec.training.curriculum import ProgressiveUnfreezing as FromCurriculu
 from fusionrec.training.unfreeze import ProgressiveUnfreezing
 
 SMALL = dict(
-    hidden_size=16,
+    embedding_dim=16,
     n_heads=2,
     n_layers=1,
-    inner_size=32,
+    ffn_dim=32,
     max_len=5,
     batch_size=8,
     device="cpu",
