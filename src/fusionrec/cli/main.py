@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "models_cmd",
     "train_cmd",
     "evaluate_cmd",
+    "explain_cmd",
     "recommend_cmd",
     "tune_cmd",
     "text_cmd",
