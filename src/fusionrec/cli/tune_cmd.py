@@ -53,8 +53,17 @@ def tune_cmd(
     base = cfg.model_dump(mode="json", exclude={"tune"})
     console.print(
         f"tuning {cfg.model.name} on {cfg.data.name}: {trials or tc.n_trials} trials, {tc.direction} valid {tc.metric}"
+        + (" (trial 0: the config's own values)" if tc.baseline_trial else "")
     )
-    res = tune(base, tc, n_trials=trials, output_dir=out, storage=storage, study_name=study_name)
+    res = tune(
+        base,
+        tc,
+        n_trials=trials,
+        output_dir=out,
+        storage=storage,
+        study_name=study_name,
+        on_trial=lambda line: console.print(line, highlight=False),
+    )
     console.print(
         f"best valid {tc.metric} = {res.best_value:.4f} ({res.n_complete} complete, {res.n_pruned} pruned)"
     )

@@ -143,6 +143,7 @@ def tune(
     study_name: str | None = None,
     objective: Objective | None = None,
     dataset=None,
+    on_trial: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> TuneResult:
     """Run an Optuna search.
@@ -157,6 +158,8 @@ def tune(
         study_name: study name (default: the TuneConfig's); an existing study is continued.
         objective: ``objective(config_dict, report) -> value`` (default: ``default_objective``).
         dataset: a Dataset used instead of loading ``data.name`` (default objective only).
+        on_trial: gets one line after each trial (its outcome, the best so far, the time per
+            trial and the most time left).
     """
     import optuna
 
@@ -200,12 +203,15 @@ def tune(
 
         return objective(cfg, report)
 
+    total = n_trials or tc.n_trials
+    callbacks = [] if on_trial is None else [_TrialLog(on_trial, total, tc.metric)]
     study.optimize(
         run,
-        n_trials=n_trials or tc.n_trials,
+        n_trials=total,
         timeout=tc.timeout_s,
         catch=(FloatingPointError,),  # a diverging trial fails; the search goes on
         gc_after_trial=False,
+        callbacks=callbacks,
     )
     states = [t.state for t in study.trials]
     n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
@@ -220,6 +226,36 @@ def tune(
         set_path(best_cfg, path, value)
     _write_outputs(out, study, best_cfg, tc)
     return TuneResult(best.params, float(best.value), best_cfg, n_complete, n_pruned, out, study)
+
+
+class _TrialLog:
+    """optuna callback: one line per finished trial of this call."""
+
+    def __init__(self, say: Callable[[str], None], total: int, metric: str) -> None:
+        import time
+
+        self.say, self.total, self.metric = say, total, metric
+        self.t0, self.done = time.perf_counter(), 0
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        import time
+
+        from fusionrec.experiment.progress import format_duration
+
+        self.done += 1
+        per = (time.perf_counter() - self.t0) / self.done
+        state = trial.state.name.lower()
+        what = f"{self.metric} {trial.value:.4f}" if trial.value is not None else state
+        if state == "pruned" and trial.intermediate_values:
+            last = max(trial.intermediate_values)
+            what = f"pruned at epoch {last} ({self.metric} {trial.intermediate_values[last]:.4f})"
+        try:
+            best = f" · best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:  # no complete trial yet
+            best = ""
+        left = self.total - self.done
+        eta = f" · about {format_duration(left * per)} left" if left > 0 else ""
+        self.say(f"trial {trial.number} ({self.done}/{self.total}): {what}{best} · {per:.0f} s/trial{eta}")
 
 
 def _fits(spec: ParamSpec, value: Any) -> bool:
