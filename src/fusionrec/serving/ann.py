@@ -49,7 +49,7 @@ class AnnIndex:
             index.hnsw.efConstruction = 40
             index.add(x)
             return cls(index, False, "hnsw", nprobe)
-        nlist = int(max(16, min(4 * np.sqrt(n), 8192)))
+        nlist = int(max(1, min(max(16, 4 * np.sqrt(n)), 8192, n)))  # never more lists than items
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
