@@ -4,27 +4,16 @@ check that refuses a job which does not fit."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from _dense_data import random_dataset
 
-from fusionrec.data import Dataset
 from fusionrec.errors import ConfigError, InsufficientMemoryError
 from fusionrec.models.classic import ease as ease_mod
 from fusionrec.models.classic.ease import EASE, ease_closed_form, ease_memory, ease_weights
 from fusionrec.nn import linalg
 from fusionrec.nn.linalg import format_bytes, require_memory, sparse_gram, spd_inverse
-
-
-def _random_dataset(n_users: int, n_items: int, density: float, seed: int) -> Dataset:
-    rng = np.random.default_rng(seed)
-    x = rng.random((n_users, n_items)) < density
-    x[np.arange(n_users), rng.integers(0, n_items, n_users)] = True  # no empty user
-    x[rng.integers(0, n_users, n_items), np.arange(n_items)] = True  # no empty item
-    u, i = np.nonzero(x)
-    df = pd.DataFrame({"user_id": [f"u{a}" for a in u], "item_id": [f"i{b:03d}" for b in i]})
-    return Dataset.from_frames(df, name="rand")
 
 
 def test_spd_inverse_2x2_known_answer() -> None:
@@ -53,7 +42,7 @@ def test_sparse_gram_equals_dense_product_across_blocks() -> None:
 
 def test_torch_solve_equals_numpy_closed_form_on_a_small_matrix() -> None:
     """B = I - P·diag(1/diag(P)), P = (G + λI)⁻¹, computed independently with numpy in float64."""
-    ds = _random_dataset(30, 12, 0.3, seed=3)
+    ds = random_dataset(30, 12, 0.3, seed=3)
     x = ds.matrix("csr").toarray().astype(np.float64)
     lam = 2.5
     p = np.linalg.inv(x.T @ x + lam * np.eye(12))
@@ -69,7 +58,7 @@ def test_torch_solve_equals_numpy_closed_form_on_a_small_matrix() -> None:
 
 
 def test_side_term_enters_the_gram_matrix() -> None:
-    ds = _random_dataset(25, 10, 0.3, seed=4)
+    ds = random_dataset(25, 10, 0.3, seed=4)
     x = ds.matrix("csr").toarray().astype(np.float64)
     f = np.random.default_rng(5).normal(size=(10, 3))
     p = np.linalg.inv(x.T @ x + 0.7 * f @ f.T + 1.5 * np.eye(10))
@@ -98,7 +87,7 @@ def test_require_memory_names_need_and_have(monkeypatch) -> None:
 
 
 def test_ease_refuses_a_catalogue_that_does_not_fit(monkeypatch) -> None:
-    ds = _random_dataset(20, 50, 0.2, seed=6)
+    ds = random_dataset(20, 50, 0.2, seed=6)
     # 50 items need 2·50²·4 B + one Gram block of 50² entries = 90,000 B; pretend 64 KiB free
     assert ease_memory(50) == 90_000
     monkeypatch.setattr(linalg, "available_memory", lambda device="cpu": 64 * 1024)

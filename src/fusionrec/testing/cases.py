@@ -71,6 +71,7 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     # classic
     ConformanceCase("pop"),
     ConformanceCase("ease", {"reg_weight": 10.0}),
+    ConformanceCase("ease_large", {"reg_weight": 10.0, "rank": 8}),
     ConformanceCase("itemknn", {"k": 10}),
     ConformanceCase("itemknn", {"k": 5, "shrink": 2.0}, label="shrink"),
     ConformanceCase("bpr", {"epochs": 5}),
