@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fusionrec.bandits.contexts import ContextBuilder
-from fusionrec.bandits.simulator import BanditEnvironment, rating_extras
+from fusionrec.bandits.simulator import BanditEnvironment, bpr_params, rating_extras
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Recommender
@@ -46,7 +46,7 @@ def time_replay(
     if model is None:
         from fusionrec.models.classic.bpr import BPR
 
-        model = BPR(**(model_params or {"embedding_size": 16, "epochs": 30})).fit(train, seed=seed)
+        model = BPR(**(model_params or bpr_params())).fit(train, seed=seed)
     u_all, i_all = dataset.user_idx[future], dataset.item_idx[future]
     r_all, t_all = dataset.rating[future], dataset.timestamp[future]
     rounds_u, rounds_i, rounds_r, rounds_t = [], [], [], []

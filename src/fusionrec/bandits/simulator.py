@@ -29,7 +29,24 @@ from fusionrec.data.splits import split
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Recommender
 
-__all__ = ["BanditEnvironment", "SimulationResult", "simulate", "semi_synthetic", "fit_logistic", "rating_extras"]
+__all__ = [
+    "BanditEnvironment",
+    "SimulationResult",
+    "simulate",
+    "semi_synthetic",
+    "fit_logistic",
+    "rating_extras",
+    "bpr_params",
+]
+
+
+def bpr_params(dim: int = 16, epochs: int = 30) -> dict[str, Any]:
+    """BPR parameters of the environments' default model, in the config's own vocabulary
+    (``embedding_dim``, formerly ``embedding_size``)."""
+    from fusionrec.models.classic.bpr import BPR
+
+    key = "embedding_dim" if "embedding_dim" in BPR.Config.model_fields else "embedding_size"
+    return {key: dim, "epochs": epochs}
 
 
 @dataclass(frozen=True)
@@ -189,7 +206,7 @@ def semi_synthetic(
     if model is None:
         from fusionrec.models.registry import get_model
 
-        params = {"embedding_size": 16, "epochs": 30} if model_name == "bpr" and model_params is None else (model_params or {})
+        params = bpr_params() if model_name == "bpr" and model_params is None else (model_params or {})
         model = get_model(model_name)(**params).fit(parts.train, seed=seed)
     item_mean, user_mean = rating_extras(parts.train)
     base = ContextBuilder.from_model(model, item_extra=item_mean, user_extra=user_mean)
