@@ -96,7 +96,7 @@ def _two_tower_forward(mod: torch.nn.Module, users: torch.Tensor, items: torch.T
     return forward, 1 + fu.shape[1], 1 + fi.shape[1], names
 
 
-def integrated_gradients(model: object, user_idx: int, item_idx: int, n_steps: int = 64) -> FeatureAttribution:
+def integrated_gradients(model: object, user_idx: int, item_idx: int, n_steps: int = 512) -> FeatureAttribution:
     """IG attributions of ``model``'s score of (user, item) to its fields (see the module docstring)."""
     try:
         from captum.attr import IntegratedGradients
