@@ -3,7 +3,7 @@
 Example (YAML)::
 
     data: {name: ml-100k, protocol: rs, ratios: [0.8, 0.1, 0.1]}
-    model: {name: bpr, params: {embedding_size: 64}}
+    model: {name: bpr, params: {embedding_dim: 64}}
     train: {epochs: 50, lr: 0.005}      # merged into a torch model's params
     eval: {metrics: [recall, ndcg], ks: [10, 20]}
     run: {device: auto, cpu_threads: 1}  # how it runs (never saved with the model)

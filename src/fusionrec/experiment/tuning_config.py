@@ -8,7 +8,7 @@ Example (YAML)::
       n_trials: 20
       space:
         model.params.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-        model.params.embedding_size: {type: categorical, choices: [32, 64, 128]}
+        model.params.embedding_dim: {type: categorical, choices: [32, 64, 128]}
         train.epochs: {type: int, low: 5, high: 40, step: 5}
 """
 
