@@ -62,7 +62,7 @@ def tune_cmd(
         output_dir=out,
         storage=storage,
         study_name=study_name,
-        on_trial=lambda line: console.print(line, highlight=False),
+        on_trial=lambda line: console.print(line, highlight=False, soft_wrap=True),
     )
     console.print(
         f"best valid {tc.metric} = {res.best_value:.4f} ({res.n_complete} complete, {res.n_pruned} pruned)"
