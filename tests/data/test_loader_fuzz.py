@@ -175,9 +175,10 @@ def test_saved_folder_without_manifest_is_validated(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"saved: field 'rating'"):
         Dataset.load(path)
     df.loc[0, "rating"] = 1.0
+    df["item_id"] = df["item_id"].astype(str)  # saved as a dictionary column (Categorical here)
     df.loc[1, "item_id"] = "nobody"
     df.to_parquet(path / "interactions.parquet", index=False)
-    with pytest.raises(DataFormatError, match=r"interactions\.parquet: damaged saved dataset: unknown item 'nobody'"):
+    with pytest.raises(DataFormatError, match=r"interactions\.parquet: names item 'nobody', which is not in the id table"):
         Dataset.load(path)
     (path / "meta.json").write_text('{"format_version": 1, "name": 3}')
     with pytest.raises(DataFormatError, match=r"meta\.json: 'name' must be a string"):

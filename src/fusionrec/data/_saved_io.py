@@ -16,7 +16,9 @@ import pandas as pd
 
 from fusionrec.errors import DataFormatError
 
-__all__ = ["read_meta", "read_parquet", "read_npy", "require_columns"]
+__all__ = [
+    "read_meta", "read_parquet", "read_npy", "require_columns", "read_interactions", "interactions_table",
+]  # fmt: skip
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _FEATURE_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -84,3 +86,74 @@ def require_columns(path: Path, df: pd.DataFrame, cols: tuple[str, ...], numeric
             pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
         ):
             raise DataFormatError(path, None, f"column {c!r} must hold numbers, has {df[c].dtype}")
+
+
+def interactions_table(ds: Any) -> Any:
+    """The interactions of a Dataset as an Arrow table with dictionary-encoded id columns.
+
+    Dictionary columns store each id once plus an int32 index per row, so writing 25M rows
+    makes no per-row Python string (and the file reads back as plain strings anywhere).
+    """
+    import pyarrow as pa
+
+    cols = {
+        "user_id": pa.DictionaryArray.from_arrays(pa.array(ds.user_idx.astype(np.int32)), pa.array(ds.users.ids)),
+        "item_id": pa.DictionaryArray.from_arrays(pa.array(ds.item_idx.astype(np.int32)), pa.array(ds.items.ids)),
+    }
+    for name in ("rating", "timestamp"):
+        a = getattr(ds, name)
+        if a is not None:
+            cols[name] = pa.array(a)
+    return pa.table(cols)
+
+
+def _column_idx(table: Any, col: str, idmap: Any, path: Path) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = table.column(col)
+    if not pa.types.is_dictionary(arr.type):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_integer(arr.type)):
+            raise DataFormatError(path, None, f"column {col!r} has type {arr.type}, expected text ids")
+        arr = pc.dictionary_encode(arr)
+    arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+    if arr.null_count:
+        raise DataFormatError(path, None, f"column {col!r} has missing ids")
+    dictionary = arr.dictionary
+    if not (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+        dictionary = dictionary.cast(pa.string())
+    keys = np.asarray(dictionary.to_pylist(), dtype=object)
+    mapped = idmap.to_idx(keys, unknown="mask")
+    if len(mapped) and mapped.min() < 0:
+        bad = keys[int(np.flatnonzero(mapped < 0)[0])]
+        raise DataFormatError(path, None, f"names {col.split('_')[0]} {bad!r}, which is not in the id table")
+    return mapped[arr.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+
+
+def read_interactions(path: Path, users: Any, items: Any) -> dict[str, np.ndarray | None]:
+    """user_idx, item_idx, rating, timestamp of a saved ``interactions.parquet`` (through Arrow)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataFormatError(path, None, "file missing from the saved dataset")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # ArrowInvalid, OSError, ... for damaged files
+        raise DataFormatError(path, None, f"not a readable Parquet file: {e}") from None
+    for c in ("user_id", "item_id"):
+        if c not in table.column_names:
+            raise DataFormatError(path, None, f"missing column {c!r} (have {table.column_names})")
+    out: dict[str, np.ndarray | None] = {
+        "user_idx": _column_idx(table, "user_id", users, path),
+        "item_idx": _column_idx(table, "item_id", items, path),
+    }
+    for c in ("rating", "timestamp"):
+        if c not in table.column_names:
+            out[c] = None
+            continue
+        t = table.column(c).type
+        if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
+            raise DataFormatError(path, None, f"column {c!r} must hold numbers, has {t}")
+        out[c] = table.column(c).cast(pa.float64()).to_numpy()
+    return out

@@ -405,7 +405,11 @@ class Dataset:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            self.interactions_frame().to_parquet(tmp / "interactions.parquet", index=False)
+            import pyarrow.parquet as pq
+
+            from fusionrec.data._saved_io import interactions_table
+
+            pq.write_table(interactions_table(self), tmp / "interactions.parquet")
             _table_with_ids(self.user_features, self.users, "user_id").to_parquet(tmp / "users.parquet", index=False)
             _table_with_ids(self.item_features, self.items, "item_id").to_parquet(tmp / "items.parquet", index=False)
             if self.kg is not None:
@@ -462,8 +466,7 @@ class Dataset:
             verify_manifest(path)
         meta = sio.read_meta(meta_path, _FORMAT_VERSION)
         ipath, upath, mpath = path / "interactions.parquet", path / "users.parquet", path / "items.parquet"
-        inter, users, items = sio.read_parquet(ipath), sio.read_parquet(upath), sio.read_parquet(mpath)
-        sio.require_columns(ipath, inter, ("user_id", "item_id"), numeric=("rating", "timestamp"))
+        users, items = sio.read_parquet(upath), sio.read_parquet(mpath)
         sio.require_columns(upath, users, ("user_id", *meta["user_feature_types"]))
         sio.require_columns(mpath, items, ("item_id", *meta["item_feature_types"]))
         where = upath
@@ -486,10 +489,7 @@ class Dataset:
             ds = cls(
                 users=user_map,
                 items=item_map,
-                user_idx=user_map.to_idx(inter["user_id"].astype(str).to_numpy()),
-                item_idx=item_map.to_idx(inter["item_id"].astype(str).to_numpy()),
-                rating=inter["rating"].to_numpy(np.float64) if "rating" in inter.columns else None,
-                timestamp=inter["timestamp"].to_numpy(np.float64) if "timestamp" in inter.columns else None,
+                **sio.read_interactions(ipath, user_map, item_map),
                 user_features=uf,
                 item_features=itf,
                 user_feature_types=meta["user_feature_types"],

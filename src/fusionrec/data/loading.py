@@ -98,7 +98,7 @@ def load_dataset(
         return load_folder(path)
     if path.suffix.lower() in _TABLE_SUFFIXES:
         sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-        return load_table(path, sep=sep)
+        return load_table(path, sep=sep, progress=progress)
     if path.suffix.lower() in (".inter",):
         return load_atomic(path.parent, name=path.stem)
     raise DataFormatError(

@@ -17,8 +17,14 @@ import numpy as np
 import pandas as pd
 
 from fusionrec.data.dataset import Dataset
+from fusionrec.data.idmap import IdMap
 
-__all__ = ["make_synthetic", "SyntheticTruth", "SIDE_SOURCES"]
+__all__ = ["make_synthetic", "make_power_law", "power_law_shape", "SyntheticTruth", "SIDE_SOURCES", "SCALES"]
+
+#: Sizes the scale benchmarks and slow tests share (interactions).
+SCALES = {"1m": 1_000_000, "5m": 5_000_000, "25m": 25_000_000}
+#: MovieLens-25M: 162,541 users, 59,047 items, 25,000,095 ratings.
+_ML25M = (25_000_095, 162_541, 59_047)
 
 #: Side-information sources besides the named modalities.
 SIDE_SOURCES = ("features", "text", "kg")
@@ -253,3 +259,80 @@ def make_synthetic(
         informative=tuple(informative),
     )
     return ds, truth
+
+
+def power_law_shape(n_interactions: int) -> tuple[int, int]:
+    """(users, items) for ``n_interactions`` in MovieLens-25M's shape.
+
+    Users grow with interactions (about 154 per user, as in ML-25M); items with the square
+    root, so 25M gives ML-25M's 162k x 59k, 1M gives 6.5k x 11.8k.
+    """
+    n, u, i = _ML25M
+    return max(10, round(u * n_interactions / n)), max(10, round(i * (n_interactions / n) ** 0.5))
+
+
+def make_power_law(
+    n_interactions: int,
+    seed: int = 0,
+    *,
+    n_users: int | None = None,
+    n_items: int | None = None,
+    item_exponent: float = 1.0,
+    user_sigma: float = 1.2,
+    name: str | None = None,
+) -> Dataset:
+    """A large implicit/explicit dataset with power-law popularity, built in vectorised numpy.
+
+    Item popularity is Zipf-like (rank ``r`` drawn with weight ``1 / (r + 10) ** item_exponent``),
+    user activity lognormal (``user_sigma``), each user has at least 2 interactions; (user,
+    item) pairs are unique, timestamps uniform over 2015-2019, ratings are 0.5-5 in half steps
+    tilted towards 3-4. Ids are ``u<k>`` / ``i<k>``. 25M rows take about a minute and ~3 GB.
+
+    Args:
+        n_interactions: exact number of rows.
+        seed: the only source of randomness.
+        n_users, n_items: default :func:`power_law_shape`.
+    """
+    if n_interactions < 20:
+        raise ValueError(f"n_interactions must be >= 20, got {n_interactions}")
+    du, di = power_law_shape(n_interactions)
+    n_users, n_items = n_users or du, n_items or di
+    if n_interactions > 0.5 * n_users * n_items:
+        raise ValueError(f"{n_interactions} interactions do not fit {n_users} x {n_items} sparsely")
+    rng = np.random.default_rng(seed)
+    act = rng.lognormal(0.0, user_sigma, n_users)
+    item_w = 1.0 / (np.arange(n_items) + 10.0) ** item_exponent
+    item_perm = rng.permutation(n_items)  # popular items are not the low ids
+    item_p = np.empty(n_items)
+    item_p[item_perm] = item_w / item_w.sum()
+    keys = np.empty(0, dtype=np.int64)
+    base = np.repeat(np.arange(n_users, dtype=np.int64), 2)  # every user at least twice
+    keep_rate = 1.0
+    while len(keys) < n_interactions:
+        extra = int((n_interactions - len(keys)) / keep_rate * 1.02) + 1000
+        u = rng.choice(n_users, size=extra, p=act / act.sum())
+        if not len(keys):
+            u = np.r_[base, u]
+        i = rng.choice(n_items, size=len(u), p=item_p)
+        before = len(keys)
+        keys = pd.unique(np.r_[keys, u * n_items + i])  # unique pairs, first draw wins (hash, in order)
+        keep_rate = max((len(keys) - before) / len(u), 0.05)
+    keys = keys[:n_interactions]
+    uidx, iidx = keys // n_items, keys % n_items
+    ts = 1_420_070_400 + rng.integers(0, 5 * 365 * 86_400, n_interactions)  # 2015-2019
+    rating = rng.choice(np.arange(1, 11) / 2, size=n_interactions, p=_RATING_P)
+    users = IdMap(np.char.add("u", np.arange(n_users).astype(str)), name="user")
+    items = IdMap(np.char.add("i", np.arange(n_items).astype(str)), name="item")
+    return Dataset(
+        users=users,
+        items=items,
+        user_idx=uidx,
+        item_idx=iidx,
+        rating=rating,
+        timestamp=ts,
+        name=name or f"power-law-{n_interactions}",
+    )
+
+
+_RATING_P = np.array([1, 3, 2, 7, 5, 20, 12, 25, 8, 17], dtype=np.float64)
+_RATING_P /= _RATING_P.sum()
