@@ -397,10 +397,10 @@ def run_case(case: Case, cache: Path | None = None) -> tuple[str, str]:
 
 
 def _same_as_strict(case: Case, ds: object) -> str | None:
+    import inspect
+
     from fusionrec.data import load_table
     from fusionrec.errors import FusionRecError
-
-    import inspect
 
     if "engine" not in inspect.signature(load_table).parameters:  # a version with one reader
         return None
