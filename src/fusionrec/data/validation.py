@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,16 +103,15 @@ def control_bytes(data: np.ndarray) -> np.ndarray:
     return np.flatnonzero(bad)
 
 
-def validate_dataset(ds: object, where: object = None) -> None:
+def validate_dataset(ds: Any, where: object = None) -> None:
     """Raise :class:`DataFormatError` when a Dataset holds broken data.
 
     Checks: ids (non-empty, no control characters or surrounding blanks, unique), index
     arrays in range, ratings and timestamps without infinities, feature tables of the right
     length, KG indices in range.
     """
-    from fusionrec.data.dataset import Dataset
-
-    if not isinstance(ds, Dataset):
+    # duck-typed: this module sits below dataset.py (dataset.py imports it)
+    if not all(hasattr(ds, a) for a in ("users", "items", "user_idx", "item_idx", "kg")):
         raise TypeError(f"expected a Dataset, got {type(ds).__name__}")
     place = where if where is not None else f"dataset {ds.name!r}"
     for side, m in (("user id", ds.users), ("item id", ds.items)):
