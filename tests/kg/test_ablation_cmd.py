@@ -76,3 +76,21 @@ def test_several_seeds_give_the_mean_and_each_seed(tmp_path):
     assert f"{singles[0]['ndcg@10']:.4f} / {singles[1]['ndcg@10']:.4f}" in md
     with pytest.raises(ConfigError, match="at least one seed"):
         run_ablation(ds, ["id"], seed=[])
+
+
+def test_ablation_and_kge_say_what_they_do_and_how_long(tmp_path, capsys):
+    """Issue 17 item 12: long commands printed nothing for minutes."""
+    lines: list[str] = []
+    run_ablation(toy_dataset(), ["id"], epochs=5, patience=0, params={"id": FAST}, log=lines.append)
+    assert lines[0].startswith("ablation: 1 variant(s) x 1 split seed(s) = 1 fits")
+    assert "      id: fitting mm_mf (up to 5 epochs)" in lines
+    assert any(x.startswith("      id: epoch 5/5 · ") and "s/epoch" in x for x in lines)
+
+    from fusionrec.cli.main import main
+
+    path = tmp_path / "toy"
+    toy_dataset().save(path)
+    assert main(["kge", "--dataset", str(path), "--epochs", "3", "--dim", "8", "--max-test", "20"]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "kge: training transe (dim 8) on" in out and "for 3 epochs" in out
+    assert " s per epoch, so about " in out and "to go" in out
