@@ -108,8 +108,9 @@ def test_recommend_response_body_is_the_schema(client):
         "strategy",
         "model_version",
         "cached",
+        "policy",
     ]
-    assert list(body["items"][0]) == ["item_id", "rank", "score", "title"]
+    assert list(body["items"][0]) == ["item_id", "rank", "score", "title", "propensity"]
     assert body["items"][0]["title"] == "Item c" and body["items"][0]["rank"] == 1
     assert isinstance(body["items"][0]["score"], float) and body["cached"] is False
     # the hand-built body is exactly what the declared response model would produce

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.errors import FusionRecError, ModelStateError, UnknownIdError
+from fusionrec.errors import ConfigError, FusionRecError, ModelStateError, UnknownIdError
 from fusionrec.models.base import Recommender, load_model
 from fusionrec.models.folder import smoke_check
 from fusionrec.models.recommend import Recommendation, recommend_batch, user_vectors_of
@@ -197,8 +197,14 @@ def latest_version(registry: str | Path) -> Path | None:
 
 
 def genre_mask(state: ModelState, genre: str | None) -> np.ndarray | None:
-    """The catalogue's items of ``genre`` (None: no filter); ConfigError naming known genres."""
-    return None if genre is None else state.catalog.index.mask(genre)
+    """The catalogue's items of ``genre`` (None: no filter); UnknownIdError (404 in the
+    service) naming the known genres when no item has it."""
+    if genre is None:
+        return None
+    try:
+        return state.catalog.index.mask(genre)
+    except ConfigError as e:
+        raise UnknownIdError(str(e)) from None
 
 
 def _known(state: ModelState, item_ids: list[str]) -> np.ndarray:

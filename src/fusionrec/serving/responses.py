@@ -26,7 +26,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: _e("No model loaded yet"),
 }
 READ_ERRORS = ERRORS
-ITEM_ERRORS = {**ERRORS, 404: _e("Unknown item or user")}
+ITEM_ERRORS = {**ERRORS, 404: _e("Unknown item, user or genre")}
 ADMIN_ERRORS = {
     **ERRORS,
     409: _e("The new version was refused; the previous model is still served"),

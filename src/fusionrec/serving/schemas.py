@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ErrorBody",
@@ -34,6 +34,16 @@ __all__ = [
 #: of an id would otherwise be cut off by numpy's fixed-width strings and name another id).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 ID_MAX = 256
+
+
+def _json_integer(v: object) -> object:
+    """JSON integers: ``48`` and ``48.0`` (JSON Schema's integer), never ``true`` or ``"48"``."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class _In(BaseModel):
@@ -74,7 +84,7 @@ class Filters(_In):
 class RecommendRequest(_In):
     user_id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     """External user id (unknown ids get a fallback answer)."""
-    k: int = Field(10, ge=1, le=1000)
+    k: JsonInt = Field(10, ge=1, le=1000)
     """How many items to return, at most the service's ``max_k`` (200 by default)."""
     exclude_seen: bool = True
     """Leave out items the user already interacted with (training data and feedback events)."""
@@ -86,6 +96,9 @@ class RecommendRequest(_In):
     """Item ids for an anonymous or cold user (added to what the service knows of the user)."""
     diversity: float = Field(0.0, ge=0.0, le=1.0)
     """MMR diversity weight: 0 = pure relevance, 1 = only diversity."""
+    policy: str = Field("greedy", min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
+    """``greedy`` (the model's ranking) or an exploration policy that re-ranks the model's
+    candidates: linucb, lints, egreedy, softmax, ucb1, ts, random."""
 
 
 class RecommendedItem(BaseModel):
@@ -97,6 +110,8 @@ class RecommendedItem(BaseModel):
     """Model score (higher is better; popularity count for the popular fallback)."""
     title: str | None = None
     """Display title when the catalog has one."""
+    propensity: float = 1.0
+    """Probability that the policy put this item at this rank given the ranks above it (1 for greedy)."""
 
 
 class RecommendResponse(BaseModel):
@@ -112,6 +127,8 @@ class RecommendResponse(BaseModel):
     """Version of the model that answered."""
     cached: bool = False
     """True when the answer came from the cache."""
+    policy: str = "greedy"
+    """The policy that chose the items."""
 
 
 class SimilarItem(BaseModel):
@@ -197,6 +214,12 @@ class FeedbackRequest(_In):
     """Optional value (a rating for ``rate``); a finite number, not a boolean."""
     ts: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False)
     """Event time in seconds since epoch (default: now); finite, before the year 5138."""
+    policy: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
+    """The exploration policy that showed the item (default: the one that last showed it to the user)."""
+    propensity: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
+    """The item's propensity as the recommend answer gave it (default: the remembered one)."""
+    reward: float | None = Field(None, ge=-1e6, le=1e6, allow_inf_nan=False)
+    """Bandit reward (default: click/purchase 1, view 0, rate 1 when value >= 4 else 0)."""
 
 
 class FeedbackResponse(BaseModel):
@@ -204,6 +227,8 @@ class FeedbackResponse(BaseModel):
     """Id of the stored event."""
     stored: bool = True
     """Always true: the event was committed before this answer."""
+    bandit: bool = False
+    """True when the event was stored as bandit feedback (propensity and reward) and learned from."""
 
 
 class ModelInfoOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from fusionrec.serving.deps import get_model_state, get_service
@@ -54,7 +54,11 @@ def readyz(request: Request, svc: Service = Depends(get_service)) -> JSONRespons
     return JSONResponse(body)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(svc: Service = Depends(get_service)) -> Response:
     """Prometheus text format."""
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

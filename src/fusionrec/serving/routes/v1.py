@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from fusionrec.errors import ConfigError, UnknownIdError
 from fusionrec.explain import explain_item
-from fusionrec.serving import engine
+from fusionrec.serving import bandit_state, engine
 from fusionrec.serving.deps import get_model_state, get_service, require_key
 from fusionrec.serving.engine import ModelState, short_id
-from fusionrec.serving.responses import ERRORS, ITEM_ERRORS, READ_ERRORS
+from fusionrec.serving.responses import ERRORS, ITEM_ERRORS
 from fusionrec.serving.schemas import (
     ID_MAX,
     ID_PATTERN,
@@ -66,7 +66,7 @@ def _heavy(state: ModelState, k: int, diversity: float, settings) -> bool:
     return state.ann is None and state.model.n_items > settings.ann_threshold
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=READ_ERRORS)
+@router.post("/recommend", response_model=RecommendResponse, responses=ITEM_ERRORS)
 async def recommend(
     req: RecommendRequest,
     svc: Service = Depends(get_service),
@@ -75,6 +75,11 @@ async def recommend(
     """Top-k items for a user (known, new with feedback, or anonymous with a history)."""
     if req.k > svc.settings.max_k:
         raise _too_large_k(req.k, svc.settings.max_k, "body")
+    if req.policy != "greedy":  # exploration re-ranks the model's candidates; never cached
+        events = svc.cached_event_items(req.user_id)
+        if events is None:
+            events = await run_in_threadpool(svc.event_items, req.user_id)
+        return _json(bandit_state.explore(svc, state, req, events))
     genre = req.filters.genre if req.filters else None
     key = (
         state.version,
@@ -126,13 +131,14 @@ async def recommend(
     out = {
         "user_id": req.user_id,
         "items": [
-            {"item_id": str(ids[i]), "rank": r, "score": s, "title": title(i)}
+            {"item_id": str(ids[i]), "rank": r, "score": s, "title": title(i), "propensity": 1.0}
             for r, (i, s) in enumerate(zip(ans.items.tolist(), ans.scores.tolist(), strict=True), 1)
         ],
         "fallback": ans.fallback,
         "strategy": ans.strategy,
         "model_version": state.version,
         "cached": False,
+        "policy": "greedy",
     }
     svc.cache.put(req.user_id, key, out)
     svc.metrics.recommended(ans.strategy, ans.fallback)
@@ -273,7 +279,8 @@ async def feedback(req: FeedbackRequest, svc: Service = Depends(get_service)) ->
     )
     svc.metrics.feedback.labels(req.event).inc()
     log.info("feedback user=%s event=%s", svc.pseudo(req.user_id), req.event)
-    return FeedbackResponse(id=eid)
+    learned = await run_in_threadpool(bandit_state.record_feedback, svc, eid, req)
+    return FeedbackResponse(id=eid, bandit=learned)
 
 
 @router.get("/models", response_model=ModelsResponse, responses=ERRORS)
