@@ -66,3 +66,16 @@ def test_explain_command(model_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["explain", "--model-dir", str(model_dir), "--user", "u0"]) == 0  # table output, default item
     assert "contributions" in capsys.readouterr().out
     assert main(["explain", "--model-dir", str(model_dir), "--user", "nobody"]) == 1
+
+
+def test_experiment_config_applies_the_reranker(model_dir: Path) -> None:
+    from fusionrec.experiment import run
+    from fusionrec.experiment.config import config_from_dict
+
+    rec = json.loads((model_dir / "experiment.json").read_text())
+    base = {"data": rec["data"], "model": {"name": "ease"}, "eval": {"metrics": ["ndcg", "exposure"]}}
+    plain = run(config_from_dict(base)).metrics
+    fair = run(config_from_dict({**base, "eval": {**base["eval"], "rerank": "fair:1.0"}})).metrics
+    # p = 1: every prefix must be long-tail items, so head items vanish from the lists
+    assert fair["exposure@10:tail"] > plain["exposure@10:tail"]
+    assert fair["exposure@10:head"] == pytest.approx(0.0)

@@ -272,8 +272,17 @@ def _execute(config: ExperimentConfig, opts: RunOptions, prep: PreparedData) -> 
         evaluation = opts.evaluate(model, sp)
     else:
         ev = config.eval
+        reranker = None
+        if ev.rerank is not None:  # eval.rerank: re-rank each user's top candidates first
+            from fusionrec.rerank import make_reranker
+
+            reranker = make_reranker(ev.rerank, sp.train, model)
         evaluator = Evaluator(
-            metrics=ev.metrics, ks=ev.ks, batch_size=ev.batch_size, keep_topk=opts.keep_topk
+            metrics=ev.metrics,
+            ks=ev.ks,
+            batch_size=ev.batch_size,
+            keep_topk=opts.keep_topk,
+            reranker=reranker,
         )
         evaluation = evaluator.evaluate_split(model, sp, opts.stage)
     eval_s = time.perf_counter() - t0
