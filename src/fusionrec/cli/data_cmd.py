@@ -37,7 +37,7 @@ def info_cmd(
 
     from fusionrec.data import load_dataset
 
-    ds = load_dataset(name_or_path)
+    ds = load_dataset(name_or_path, progress=True)
     info = ds.info()
     if as_json:
         console.print_json(json.dumps(info))
