@@ -271,3 +271,28 @@ class UsersResponse(BaseModel):
     """Some known user ids (for pickers)."""
     total: int
     """Number of known users."""
+
+class ExplainDetailResponse(BaseModel):
+    """Every explanation that applies to the model (``fusionrec.explain.report``); a section
+    that does not apply is absent and ``skipped`` says why."""
+
+    model: str
+    """The model's registered name."""
+    user_id: str | None = None
+    """The user (absent for an anonymous history)."""
+    item: dict[str, object]
+    """The explained item (item_id, title)."""
+    score: float | None = None
+    """The model's score for the pair."""
+    history_size: int
+    """History items the explanation read."""
+    contributions: dict[str, object] | None = None
+    """Leave-one-out contributions of history items: method and items (item_id, title, weight)."""
+    attention: dict[str, object] | None = None
+    """SASRec attention over the history (same shape as ``contributions``)."""
+    kg_paths: list[dict[str, object]] | None = None
+    """Knowledge-graph paths from history items to the item."""
+    features: dict[str, object] | None = None
+    """Integrated Gradients attributions to the user and item fields (deepfm, two_tower)."""
+    skipped: dict[str, str] = Field(default_factory=dict)
+    """Sections left out, with the reason."""

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fusionrec.errors import ConfigError, UnknownIdError
 from fusionrec.explain import explain_item
+from fusionrec.explain.report import explain_recommendation
 from fusionrec.serving import bandit_state, engine
 from fusionrec.serving.deps import get_model_state, get_service, require_key
 from fusionrec.serving.engine import ModelState, short_id
@@ -20,6 +21,7 @@ from fusionrec.serving.schemas import (
     ID_MAX,
     ID_PATTERN,
     Contribution,
+    ExplainDetailResponse,
     ExplainResponse,
     FeedbackRequest,
     FeedbackResponse,
@@ -269,6 +271,32 @@ def explain(
         ],
         shared_features=ex.shared_features,
     )
+
+
+@router.get("/explain/detail", response_model=ExplainDetailResponse, responses=ITEM_ERRORS)
+def explain_detail(
+    user_id: str = Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
+    item_id: str = Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
+    top: int = Query(5, ge=1, le=20),
+    svc: Service = Depends(get_service),
+    state: ModelState = Depends(get_model_state),
+) -> ExplainDetailResponse:
+    """Every explanation that applies to the model: leave-one-out contributions of the history
+    (any model), SASRec attention, Integrated Gradients feature attributions (deepfm,
+    two_tower). A sync route: FastAPI runs it in the thread pool, off the event loop."""
+    i = _item(state, item_id)
+    known, train = _train_items(state, user_id)
+    ev = engine._known(state, svc.event_items(user_id))
+    hist = np.concatenate([train, ev[~np.isin(ev, train)]])
+    if not known and len(hist) == 0:
+        raise HTTPException(
+            404, f"unknown user {short_id(user_id)!r} (no training data and no feedback)"
+        )
+    model = state.model
+    uidx = model.users_.index(user_id) if known else None
+    # a known user without feedback: the model's own history (time-ordered for SASRec)
+    out = explain_recommendation(model, uidx, i, None if known and len(ev) == 0 else hist, top=top)
+    return ExplainDetailResponse(**out)
 
 
 @router.post("/feedback", response_model=FeedbackResponse, status_code=201, responses=ERRORS)
