@@ -7,6 +7,17 @@ every prefix position is a training sample in one vectorised pass. Loss: full so
 cross-entropy over all items (``ce``, default), or ``bpr``/``bce`` against one uniform negative
 per position.
 
+Sampled losses for large catalogues (``sampled_negatives = N > 0``; after gSASRec, Petrov &
+Macdonald 2023, and eSASRec, 2025): every training window draws one pool of N items (uniformly
+or by training popularity, ``negative_sampling``) shared by all its positions, so the output layer
+costs (positions x N) instead of (positions x n_items). ``ce`` becomes a sampled softmax over
+the target and the pool, with the logQ correction (each negative's logit minus log(N·q_j), so
+the pool's sum estimates the full softmax's normaliser; ``logq_correction``); ``bce`` sums the
+binary loss over the pool, with gSASRec's generalised BCE when ``gbce_t > 0`` (the positive's
+probability raised to β = α(t(1 - 1/α) + 1/α), α = N / (n_items - 1), which undoes the
+overconfidence negative sampling causes); ``bpr`` averages the pairwise loss over the pool.
+A pool item equal to a position's target is masked for that position.
+
 Scoring a known user: the representation at the last position of the user's stored history.
 At fit time the history is the training sequence; when ``history_includes_valid`` (default) and
 a validation set is given, its interactions are appended (merged by time) once training and
@@ -105,6 +116,21 @@ class SASRecConfig(TrainConfig):
     """Similarity of two views' representations in InfoNCE: dot product or cosine."""
     augment_copies: int = Field(0, ge=0)
     """Augmented copies of each training sequence added to the next-item training data."""
+    sampled_negatives: int = Field(0, ge=0)
+    """0: the loss as described by ``loss`` (full softmax for 'ce'). N > 0: a pool of N negative
+    items per training window, shared by its positions (sampled softmax / many-negatives BCE, BPR)."""
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    """How the pool is drawn: uniformly over the catalogue or proportionally to training counts."""
+    logq_correction: bool = True
+    """Sampled 'ce': subtract log(N·q_j) from each pool item's logit (q = sampling probability)."""
+    gbce_t: float = Field(0.0, ge=0, le=1)
+    """Sampled 'bce': gSASRec's calibration t (0 = plain BCE; 0.75 in the paper)."""
+
+    @model_validator(mode="after")
+    def _sampled_used(self) -> SASRecConfig:
+        if self.gbce_t > 0 and (self.loss != "bce" or self.sampled_negatives == 0):
+            raise ValueError("gbce_t needs loss='bce' and sampled_negatives > 0")
+        return self
 
     @model_validator(mode="after")
     def _augment_used(self) -> SASRecConfig:
@@ -197,6 +223,11 @@ class SASRecModule(nn.Module):
         super().__init__()
         self.n_items = n_items
         self.loss_kind = c.loss
+        self.sampled = c.sampled_negatives
+        self.logq = c.logq_correction
+        if self.sampled:  # gSASRec's β for the generalised BCE (β = 1 when t = 0)
+            a = min(self.sampled / max(n_items - 1, 1), 1.0)
+            self.gbce_beta = a * (c.gbce_t * (1 - 1 / a) + 1 / a)
         self.item_emb = nn.Embedding(n_items + 1, c.embedding_dim)  # row 0 = padding
         self.pos_emb = nn.Embedding(c.max_len, c.embedding_dim)
         self.drop = nn.Dropout(c.dropout)
@@ -243,6 +274,13 @@ class SASRecModule(nn.Module):
         h = self.encode(batch["inputs"])
         tgt = batch["targets"]
         sel = tgt > 0
+        if "neg_pool" in batch:
+            pool, logq = batch["neg_pool"], batch.get("neg_logq")
+            neg = torch.einsum("bld,bnd->bln", h, self.item_embeddings(pool))[sel]  # (P, N)
+            hit = (pool[:, None, :] == tgt[:, :, None])[sel]
+            if logq is not None:
+                logq = logq[:, None, :].expand(-1, tgt.shape[1], -1)[sel]
+            return self.sampled_loss(h[sel], tgt[sel], neg, hit, logq)
         hv, tv = h[sel], tgt[sel]
         if self.loss_kind == "ce":
             return F.cross_entropy(hv @ self.item_weights().T, tv - 1)
@@ -251,6 +289,29 @@ class SASRecModule(nn.Module):
         if self.loss_kind == "bpr":
             return -F.logsigmoid(pos - neg).mean()
         return -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
+
+    def sampled_loss(
+        self,
+        hv: torch.Tensor,
+        tv: torch.Tensor,
+        neg: torch.Tensor,
+        hit: torch.Tensor,
+        logq: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Loss of positions ``hv`` (P, d) with target codes ``tv`` (P,) against their pool's
+        logits ``neg`` (P, N); ``hit`` (P, N) marks pool items equal to the target (masked);
+        ``logq`` (P, N) = log(N·q_j) for the logQ correction."""
+        pos = (hv * self.item_embeddings(tv)).sum(-1)  # (P,)
+        if self.loss_kind == "ce":
+            if self.logq and logq is not None:
+                neg = neg - logq
+            logits = torch.cat([pos[:, None], neg.masked_fill(hit, float("-inf"))], dim=1)
+            return F.cross_entropy(logits, torch.zeros_like(tv))
+        keep = (~hit).to(neg.dtype)
+        if self.loss_kind == "bpr":
+            return -(F.logsigmoid(pos[:, None] - neg) * keep).sum() / keep.sum().clamp_min(1)
+        neg_term = (F.logsigmoid(-neg) * keep).sum(1)
+        return -(self.gbce_beta * F.logsigmoid(pos) + neg_term).mean()
 
     def cl_loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         """InfoNCE between the last-position representations of two views (unweighted)."""
@@ -292,10 +353,30 @@ class SASRec(TorchRecommender):
                 train_seqs += unpack_sequences(view, drop=(self.n_items + 1,))
         self.inputs_, self.targets_ = training_windows(train_seqs, c.max_len)
         self.hist_ = pad_histories(seqs, c.max_len, self.n_items)
+        self.neg_cdf_ = None
+        if c.sampled_negatives and c.negative_sampling == "popularity":
+            counts = np.bincount(self.targets_.ravel(), minlength=self.n_items + 1)[1:]
+            q = (counts + 1e-3) / (counts + 1e-3).sum()  # every item can be drawn
+            self.neg_cdf_ = np.cumsum(q)
+            self.neg_q_ = q
+
+    def _negative_pool(self, rng: np.random.Generator, n_rows: int) -> dict[str, np.ndarray]:
+        """(n_rows, N) negative item codes, one pool per training window (shared by its
+        positions), and log(N·q) of each."""
+        n, c = self.n_items, self.config
+        k = c.sampled_negatives
+        if self.neg_cdf_ is None:
+            pool = rng.integers(0, n, size=(n_rows, k))
+            logq = np.full((n_rows, k), np.log(k / n), dtype=np.float32)
+        else:
+            pool = np.minimum(np.searchsorted(self.neg_cdf_, rng.random((n_rows, k))), n - 1)
+            logq = np.log(k * self.neg_q_[pool]).astype(np.float32)
+        return {"neg_pool": pool.astype(np.int64) + 1, "neg_logq": logq}
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         super()._fit(dataset, valid, seed)
         self.inputs_ = self.targets_ = None  # training windows are not needed after fit
+        self.neg_cdf_ = self.neg_q_ = None
         self.augmenter_ = None
         if self.config.history_includes_valid and valid is not None and valid.n_interactions:
             seqs = _merged_sequences([dataset, valid], self.n_users)
@@ -314,7 +395,9 @@ class SASRec(TorchRecommender):
         for s in range(0, n, bs):
             rows = perm[s : s + bs]
             batch = {"inputs": self.inputs_[rows], "targets": self.targets_[rows]}
-            if self.config.loss != "ce":
+            if self.config.sampled_negatives:
+                batch.update(self._negative_pool(rng, len(rows)))
+            elif self.config.loss != "ce":
                 neg = rng.integers(1, self.n_items + 1, size=batch["targets"].shape)
                 clash = neg == batch["targets"]
                 neg[clash] = neg[clash] % self.n_items + 1
