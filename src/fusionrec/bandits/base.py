@@ -133,6 +133,8 @@ class Policy(ABC):
             raise ConfigError(f"policy {self.name!r} needs a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
         self.t = 0  # rounds (updates) seen
+        #: Id of the last stored feedback event folded into this state (-1: none); saved with it.
+        self.last_event_id = -1
         self._init_state()
 
     def __repr__(self) -> str:
@@ -240,13 +242,16 @@ class Policy(ABC):
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {k: np.ascontiguousarray(v) for k, v in self._get_state().items()}
         state["_t"] = np.asarray([self.t], dtype=np.int64)
+        state["_last_event_id"] = np.asarray([self.last_event_id], dtype=np.int64)
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         state = dict(state)
         t = state.pop("_t", None)
+        last = state.pop("_last_event_id", None)
         self._set_state(state)
         self.t = int(t[0]) if t is not None else 0
+        self.last_event_id = int(last[0]) if last is not None else -1
 
     def save(self, path: str | Path) -> Path:
         """Write ``policy.json`` + ``state.safetensors`` to the folder ``path`` (atomically)."""

@@ -153,3 +153,25 @@ def ope_cmd(
         console.print(f"{e.estimator:<10}{e.value:>10.4f}{e.lower:>10.4f}{e.upper:>10.4f}{e.stderr:>10.4f}{e.n:>8d}", highlight=False)
     if not any(e.estimator == "replay" for e in ests):
         console.print("(replay left out: the target is not deterministic on these rounds)", highlight=False)
+
+
+@bandit_app.command("update")
+def update_cmd(
+    events: str = typer.Option(..., "--events", help="SQLAlchemy URL (or SQLite file path) of the service's event store."),
+    model_dir: Path = typer.Option(..., "--model-dir", help="The served model folder (contexts are recomputed from it)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder of the policy states (default MODEL_DIR/bandits, which the service loads)."),
+    policies: str | None = typer.Option(None, "--policies", help="Comma-separated policies to update (default: every policy with stored feedback)."),
+) -> None:
+    """Fold the service's stored bandit feedback (propensity, reward) into saved policy state."""
+    from fusionrec.cli._common import console, parse_list
+    from fusionrec.models.base import load_model
+    from fusionrec.serving.bandit_state import fold_events
+
+    url = events if "://" in events else f"sqlite:///{Path(events).resolve()}"
+    model = load_model(model_dir)
+    folder = out or Path(model_dir) / "bandits"
+    done = fold_events(url, model, folder, parse_list(policies) if policies else None)
+    if not done:
+        console.print("no bandit feedback stored yet; nothing to update", highlight=False)
+    for name, n in done.items():
+        console.print(f"{name}: folded {n} new feedback rows -> {folder / name}", highlight=False)

@@ -81,6 +81,10 @@ class Filters(_In):
     """Keep only items whose genre list contains this genre (case-insensitive)."""
 
 
+#: ``greedy`` or an exploration policy of ``fusionrec.serving.bandit_state.SERVICE_PARAMS``.
+PolicyName = Literal["greedy", "linucb", "lints", "egreedy", "softmax", "ucb1", "ts", "random"]
+
+
 class RecommendRequest(_In):
     user_id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     """External user id (unknown ids get a fallback answer)."""
@@ -96,7 +100,7 @@ class RecommendRequest(_In):
     """Item ids for an anonymous or cold user (added to what the service knows of the user)."""
     diversity: float = Field(0.0, ge=0.0, le=1.0)
     """MMR diversity weight: 0 = pure relevance, 1 = only diversity."""
-    policy: str = Field("greedy", min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
+    policy: PolicyName = "greedy"
     """``greedy`` (the model's ranking) or an exploration policy that re-ranks the model's
     candidates: linucb, lints, egreedy, softmax, ucb1, ts, random."""
 
@@ -214,7 +218,7 @@ class FeedbackRequest(_In):
     """Optional value (a rating for ``rate``); a finite number, not a boolean."""
     ts: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False)
     """Event time in seconds since epoch (default: now); finite, before the year 5138."""
-    policy: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
+    policy: PolicyName | None = None
     """The exploration policy that showed the item (default: the one that last showed it to the user)."""
     propensity: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
     """The item's propensity as the recommend answer gave it (default: the remembered one)."""
