@@ -54,25 +54,25 @@ def ratio_counts(total: int, ratios: tuple[float, ...]) -> list[int]:
 
 
 def _group_cut(ds: Dataset, order: np.ndarray, ratios: tuple[float, ...]) -> list[np.ndarray]:
-    """Cut each user's interactions (taken in ``order``) by ratio; return row indices per part."""
+    """Cut each user's interactions (taken in ``order``) by ratio; return row indices per part.
+
+    Vectorised: each row's rank inside its user's list is compared with that user's cut
+    points (computed once per distinct interaction count), so 25M rows need no Python loop
+    over users.
+    """
     users = ds.user_idx[order]
     grouped = order[np.argsort(users, kind="stable")]
     counts = np.bincount(ds.user_idx, minlength=ds.n_users)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    parts: list[list[np.ndarray]] = [[] for _ in ratios]
-    # users with the same count share the cut: compute once per distinct count
-    cache: dict[int, np.ndarray] = {}
-    for u in np.flatnonzero(counts):
-        c = int(counts[u])
-        b = cache.get(c)
-        if b is None:
-            b = np.concatenate([[0], np.cumsum(ratio_counts(c, ratios))])
-            cache[c] = b
-        rows = grouped[starts[u] : starts[u + 1]]
-        for p in range(len(ratios)):
-            if b[p + 1] > b[p]:
-                parts[p].append(rows[b[p] : b[p + 1]])
-    return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in parts]
+    g_users = ds.user_idx[grouped]
+    rank = np.arange(len(grouped)) - starts[g_users]
+    distinct = np.unique(counts)
+    table = np.array([np.concatenate([[0], np.cumsum(ratio_counts(int(c), ratios))]) for c in distinct])
+    cuts = table[np.searchsorted(distinct, counts)]  # (n_users, parts + 1) cut points
+    part = np.zeros(len(grouped), dtype=np.int8)
+    for p in range(1, len(ratios)):
+        part += rank >= cuts[g_users, p]
+    return [np.sort(grouped[part == p]) for p in range(len(ratios))]
 
 
 def _time(ds: Dataset, protocol: str) -> np.ndarray:
