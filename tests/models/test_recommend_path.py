@@ -220,3 +220,13 @@ def test_user_vectors_both_protocols(tiny):
             return np.asarray(user_idx, np.float32)[:, None] * np.ones((1, 2), np.float32)
 
     np.testing.assert_array_equal(user_vectors_of(_PerUser()), [[0, 0], [1, 1], [2, 2]])
+
+
+def test_trailing_nul_is_another_id(tiny):
+    """'u0\\0' is not 'u0' (numpy's fixed-width strings would cut the NUL off)."""
+    m = Pop().fit(tiny)
+    df = m.recommend(["u0\x00", "u0"], k=2)
+    assert df[df["user_id"] == "u0\x00"]["fallback"].all()
+    assert not df[df["user_id"] == "u0"]["fallback"].any()
+    (r,) = recommend_batch(m, ["u0\x00"], 2)
+    assert r.strategy == "popular"

@@ -234,7 +234,8 @@ class Recommender(ABC):
         from fusionrec.models.recommend import recommend_batch
 
         self._require_fitted()
-        users = np.atleast_1d(np.asarray(users, dtype=object)).astype(str)
+        # object array of str: numpy's fixed-width strings would cut a trailing NUL off an id
+        users = np.asarray([str(u) for u in np.atleast_1d(np.asarray(users, dtype=object)).tolist()], dtype=object)
         if unknown == "raise":
             self.users_.to_idx(users, unknown="raise")
         cand = None if candidates is None else self.items_.to_idx(np.asarray(candidates, dtype=object))
@@ -263,7 +264,7 @@ class Recommender(ABC):
     def similar_items(self, items: Sequence[object] | np.ndarray, k: int = 10) -> pd.DataFrame:
         """The k most similar items (cosine of item vectors, or of training co-occurrence)."""
         self._require_fitted()
-        items = np.atleast_1d(np.asarray(items, dtype=object)).astype(str)
+        items = np.asarray([str(i) for i in np.atleast_1d(np.asarray(items, dtype=object)).tolist()], dtype=object)
         iidx = self.items_.to_idx(items)
         vec = self.item_vectors()
         if vec is not None:
