@@ -43,7 +43,14 @@ def _scores(model: object, histories: list[np.ndarray], item: int, exact: bool, 
     return np.array([float(fold_in_user(v, h) @ v[item]) for h in histories])
 
 
-def _attention_explainer(model: object, history: np.ndarray, item: int) -> np.ndarray:
+Explainer = Callable[[object, np.ndarray, int, "np.ndarray | None"], np.ndarray]
+
+
+def _loo_explainer(model: object, history: np.ndarray, item: int, vectors: np.ndarray | None) -> np.ndarray:
+    return loo_weights(model, history, item, vectors)[0]
+
+
+def _attention_explainer(model: object, history: np.ndarray, item: int, vectors: np.ndarray | None) -> np.ndarray:
     from fusionrec.explain.attention import attention_weights
 
     seen, w = attention_weights(model, history)
@@ -52,15 +59,15 @@ def _attention_explainer(model: object, history: np.ndarray, item: int) -> np.nd
     return out
 
 
-def _cosine_explainer(model: object, history: np.ndarray, item: int) -> np.ndarray:
-    v = np.asarray(model.item_vectors(), dtype=np.float64)  # type: ignore[attr-defined]
+def _cosine_explainer(model: object, history: np.ndarray, item: int, vectors: np.ndarray | None) -> np.ndarray:
+    v = np.asarray(model.item_vectors() if vectors is None else vectors, dtype=np.float64)  # type: ignore[attr-defined]
     x = v[np.concatenate([[item], history])]
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return x[1:] @ x[0]
 
 
-EXPLAINERS: dict[str, Callable[[object, np.ndarray, int], np.ndarray]] = {
-    "leave_one_out": lambda m, h, i: loo_weights(m, h, i)[0],
+EXPLAINERS: dict[str, Explainer] = {
+    "leave_one_out": _loo_explainer,
     "attention": _attention_explainer,
     "item_vectors": _cosine_explainer,
 }
@@ -85,7 +92,7 @@ def faithfulness(
         raise ValueError(f"unknown explainer {explainer!r}; known: {', '.join(EXPLAINERS)}")
     rng = np.random.default_rng(seed)
     exact = _history_scorer(model)
-    vectors = None if exact else model.item_vectors()  # type: ignore[attr-defined]
+    vectors = model.item_vectors() if hasattr(model, "item_vectors") else None  # once: may be costly (LightGCN)
     if not exact and vectors is None:
         raise ValueError("model neither scores histories nor has item vectors")
     counts = np.diff(train.indptr)
@@ -103,7 +110,8 @@ def faithfulness(
             full = vv @ fold_in_user(vv, h)
         full[h] = -np.inf
         target = int(np.argmax(full))
-        w = fn(model, h, target)
+        # exact models explain with their own scores; the others with the cached vectors
+        w = fn(model, h, target, None if exact and explainer == "leave_one_out" else vectors)
         top = int(np.argmax(w))
         others = np.delete(np.arange(len(h)), top)
         rnd = int(rng.choice(others))

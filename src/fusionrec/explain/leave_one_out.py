@@ -75,14 +75,17 @@ def _fold_in(vectors: np.ndarray, history: np.ndarray, item: int, reg: float = F
     return full - u_h @ t
 
 
-def loo_weights(model: object, history: np.ndarray, item: int) -> tuple[np.ndarray, str]:
-    """(contribution per history item, method); see the module docstring."""
+def loo_weights(
+    model: object, history: np.ndarray, item: int, vectors: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
+    """(contribution per history item, method); see the module docstring. ``vectors``: the
+    model's item vectors when the caller has them already (fold-in only)."""
     history = np.asarray(history, dtype=np.int64)
     if len(history) == 0:
         return np.zeros(0), "none"
-    if _history_scorer(model):
+    if vectors is None and _history_scorer(model):
         return _exact(model, history, item), "leave_one_out"
-    vec = model.item_vectors() if hasattr(model, "item_vectors") else None
+    vec = vectors if vectors is not None else (model.item_vectors() if hasattr(model, "item_vectors") else None)
     if vec is None:
         name = getattr(model, "name", type(model).__name__)
         raise ValueError(f"model {name!r} neither scores histories nor has item vectors: no leave-one-out")
