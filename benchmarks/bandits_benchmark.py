@@ -4,6 +4,12 @@ agreement of our estimators with the Open Bandit Pipeline (obp) on the same logg
 
     python benchmarks/bandits_benchmark.py --rounds 50000 --seeds 0,1,2,3,4 --out .bench/bandits
 
+    python benchmarks/bandits_benchmark.py --service --duration 10
+
+(``--service``: p50/p99 latency of ``POST /v1/recommend`` at 8 concurrent clients for greedy
+and the exploration policies, on a BPR model of MovieLens-100k served by ``fusionrec serve``
+with the answer cache off; the async httpx clients run in this process and share the CPUs.)
+
 Writes ``simulate.csv``, ``reward.png``, ``regret.png`` (bands: +-1 sd over seeds),
 ``replay.csv``, ``replay_reward.png``/``replay_regret.png``, ``ope.csv``, ``obp.json`` and
 ``report.json`` under ``--out`` and prints the tables.
@@ -64,6 +70,100 @@ def obp_agreement(env, seed: int = 0, n_rounds: int = 20000) -> dict:
     return out
 
 
+async def _latency_level(url: str, key: str, users: list[str], policy: str, conc: int, duration: float, k: int, seed: int):
+    import asyncio
+
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    lat: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            body = {"user_id": users[int(rng.integers(len(users)))], "k": k, "policy": policy}
+            t0 = time.perf_counter()
+            r = await client.post("/v1/recommend", json=body)
+            lat.append(time.perf_counter() - t0)
+            errors += r.status_code != 200 or len(r.json()["items"]) != k
+
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30) as client:
+        for _ in range(16):  # warm-up (and the policy's first creation)
+            await client.post("/v1/recommend", json={"user_id": users[0], "k": k, "policy": policy})
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(conc)))
+        wall = time.perf_counter() - t0
+    a = np.asarray(lat) * 1000
+    return len(a), errors, float(np.percentile(a, 50)), float(np.percentile(a, 99)), len(a) / wall
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (as benchmarks/load_test.py reads them)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_latency(out: Path, duration: float, conc: int = 8, k: int = 10) -> list[dict]:
+    import asyncio
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from fusionrec.bandits.simulator import bpr_params
+    from fusionrec.models.classic.bpr import BPR
+    from fusionrec.serving.auth import KeyStore
+
+    ds = load_dataset("ml-100k")
+    model_dir = BPR(**bpr_params(64, 30)).fit(ds, seed=0).save(out / "bpr-model")
+    db = f"sqlite:///{(out / 'serve.db').resolve()}"
+    ks = KeyStore(db)
+    key, _ = ks.create("bandit-latency")
+    ks.engine.dispose()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, FUSIONREC_CACHE_SIZE="0")
+    cmd = [sys.executable, "-m", "fusionrec.cli.main", "serve", "--model-dir", str(model_dir), "--port", str(port), "--events", db, "--log-level", "warning"]
+    server = subprocess.Popen(cmd, env=env)
+    url = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        t0 = time.perf_counter()
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited with {server.returncode}")
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - t0 > 300:
+                raise SystemExit("server not ready after 300 s")
+            time.sleep(0.25)
+        users = [str(u) for u in ds.users.ids[:500]]
+        print(f"{'policy':>8} {'clients':>8} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10} {'load1':>6}")
+        for policy in ("greedy", "linucb", "lints", "egreedy", "ts", "random"):
+            c0 = _cpu_s(server.pid)
+            n, err, p50, p99, rps = asyncio.run(_latency_level(url, key, users, policy, conc, duration, k, 0))
+            cpu = (_cpu_s(server.pid) - c0) / max(n, 1) * 1000
+            row = {"policy": policy, "clients": conc, "requests": n, "errors": err, "p50_ms": p50, "p99_ms": p99, "rps": rps, "server_cpu_ms_per_request": cpu, "load1": os.getloadavg()[0]}
+            rows.append(row)
+            print(f"{policy:>8} {conc:>8} {n:>9} {err:>7} {p50:>8.2f} {p99:>8.2f} {rps:>8.1f} {cpu:>10.2f} {row['load1']:>6.2f}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+    (out / "service_latency.json").write_text(json.dumps(rows, indent=2))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=50000)
@@ -73,8 +173,13 @@ def main() -> None:
     ap.add_argument("--ope-seeds", type=int, default=20)
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--out", type=Path, default=Path(".bench/bandits"))
+    ap.add_argument("--service", action="store_true", help="only the service latency comparison")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per policy (--service)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.service:
+        service_latency(a.out, a.duration)
+        return
     seeds = [int(s) for s in a.seeds.split(",")]
     specs = a.policies.split(",")
     report: dict = {"rounds": a.rounds, "seeds": seeds}
