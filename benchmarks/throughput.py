@@ -71,7 +71,7 @@ def measure(
 
     # the device and threads are run options (never model params); fit only, no evaluation
     options = RunOptions(device=device, cpu_threads=threads, callbacks=(mark,))
-    model = make_model(name, {"epochs": epochs, "amp": amp}, options)
+    model = make_model(name, {"epochs": epochs, "amp": amp})
     t0 = time.perf_counter()
     fit_model(model, train, None, seed, options)
     wall = time.perf_counter() - t0

@@ -3,22 +3,20 @@
 Run options travel beside an ``ExperimentConfig``, never inside a saved model: the device, torch
 threads, progress bar, the run folder, resume and per-epoch callbacks (a tuning pruner, a
 progress line). ``fusionrec.experiment.run`` hands the fit-time part to the model as
-``fusionrec.training.options.FitOptions`` (``model.fit(train, valid, seed=s, options=...)``);
-until every model takes that argument the same settings reach older models through their
-Trainer keywords (``run_dir``, ``resume``, ``callbacks``) and config fields (``device``,
-``cpu_threads``, ``progress``). That bridge lives in ``fit_model`` / ``make_model`` only.
+``fusionrec.training.FitOptions`` (``model.fit(train, valid, seed=s, options=...)``, in
+``fit_model``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fusionrec.errors import ConfigError
+from fusionrec.training.options import FitOptions
 
 if TYPE_CHECKING:
     from fusionrec.data.dataset import Dataset
@@ -101,42 +99,24 @@ class RunOptions:
         return self.replace(**changes) if changes else self
 
     def fit_settings(self) -> dict[str, Any]:
-        """device/cpu_threads/progress that are set (the model's defaults apply to the rest)."""
+        """device/cpu_threads/progress that are set (FitOptions' defaults apply to the rest)."""
         return {k: getattr(self, k) for k in RUN_OPTION_KEYS if getattr(self, k) is not None}
 
-
-def _fit_options_class() -> type | None:
-    """``fusionrec.training.options.FitOptions``, or None while that module does not exist."""
-    try:
-        from fusionrec.training.options import FitOptions
-    except ModuleNotFoundError as e:  # only "the module is not there yet"; other errors raise
-        if e.name != "fusionrec.training.options":
-            raise
-        return None
-    return FitOptions
+    def fit_options(self) -> FitOptions:
+        """The part of these options a model's ``fit`` takes."""
+        return FitOptions(
+            **self.fit_settings(),
+            run_dir=self.train_dir,
+            resume=self.resume,
+            callbacks=tuple(self.callbacks),
+        )
 
 
-def _takes_options(model: Recommender) -> bool:
-    try:
-        params = inspect.signature(model.fit).parameters
-    except (TypeError, ValueError):
-        return False
-    return "options" in params
-
-
-def make_model(
-    name: str, params: Mapping[str, Any], options: RunOptions | None = None
-) -> Recommender:
-    """``get_model(name)(**params)``; a model whose config still has run fields (``device``,
-    ``cpu_threads``, ``progress``) gets the ones ``options`` sets."""
+def make_model(name: str, params: Mapping[str, Any]) -> Recommender:
+    """``get_model(name)(**params)``: a model is built from its params only."""
     from fusionrec.models.registry import get_model
 
-    cls = get_model(name)
-    p = dict(params)
-    if options is not None:
-        fields = cls.Config.model_fields
-        p.update({k: v for k, v in options.fit_settings().items() if k in fields})
-    return cls(**p)
+    return get_model(name)(**params)
 
 
 def fit_model(
@@ -146,32 +126,11 @@ def fit_model(
     seed: int,
     options: RunOptions | None = None,
 ) -> Recommender:
-    """``model.fit(train, valid, seed=seed, ...)`` with the fit-time run options: as a
-    ``FitOptions`` where the model takes one, else as the Trainer keywords of a torch model.
-    ``resume`` on a model not trained by epochs is refused."""
+    """``model.fit(train, valid, seed=seed, options=FitOptions(...))`` with the fit-time part of
+    ``options``; ``resume`` on a model not trained by epochs is refused."""
     from fusionrec.models.torch_base import TorchRecommender
 
     opts = options or RunOptions()
-    is_torch = isinstance(model, TorchRecommender)
-    if opts.resume and not is_torch:
+    if opts.resume and not isinstance(model, TorchRecommender):
         raise ConfigError(f"cannot resume model {model.name!r}: it is not trained by epochs")
-    fit_options_cls = _fit_options_class()
-    if fit_options_cls is not None and _takes_options(model):
-        fields = {f.name for f in dataclasses.fields(fit_options_cls)}
-        kw: dict[str, Any] = {k: v for k, v in opts.fit_settings().items() if k in fields}
-        if opts.train_dir is not None:
-            kw["run_dir"] = opts.train_dir
-        kw["resume"] = opts.resume
-        kw["callbacks"] = tuple(opts.callbacks)
-        return model.fit(
-            train,
-            valid,
-            seed=seed,
-            options=fit_options_cls(**{k: v for k, v in kw.items() if k in fields}),
-        )
-    if is_torch:
-        trainer_kw: dict[str, Any] = {"callbacks": tuple(opts.callbacks)}
-        if opts.train_dir is not None:
-            trainer_kw.update(run_dir=opts.train_dir, resume=opts.resume)
-        return model.fit(train, valid, seed=seed, **trainer_kw)
-    return model.fit(train, valid, seed=seed)
+    return model.fit(train, valid, seed=seed, options=opts.fit_options())

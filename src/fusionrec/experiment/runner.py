@@ -262,7 +262,7 @@ def run_many(
 def _execute(config: ExperimentConfig, opts: RunOptions, prep: PreparedData) -> RunResult:
     name = config.model.name
     sp = prep.split
-    model = make_model(name, config.model_params(), opts)
+    model = make_model(name, config.model_params())
     train = training_data(sp, config.data.augment, config.seed)
     t0, c0 = time.perf_counter(), time.process_time()
     fit_model(model, train, sp.valid, config.seed, opts)
