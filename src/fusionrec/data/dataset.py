@@ -329,7 +329,7 @@ class Dataset:
     @classmethod
     def from_frames(
         cls,
-        interactions: pd.DataFrame,
+        interactions: pd.DataFrame | Mapping[str, Any],
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
         *,
@@ -344,23 +344,29 @@ class Dataset:
         """Build from tables with external ids.
 
         ``interactions`` needs ``user_id`` and ``item_id`` and may have ``rating`` and
-        ``timestamp``. ``users``/``items`` have ``user_id``/``item_id`` plus feature columns;
+        ``timestamp`` (or is the dict :func:`fusionrec.data.bulk.read_interactions_fast` returns). ``users``/``items`` have ``user_id``/``item_id`` plus feature columns;
         their ids join the id maps even without interactions (cold users/items).
         ``item_embeddings`` maps a name to ``(item_ids, matrix)``; items left out get NaN rows.
         """
-        for col in ("user_id", "item_id"):
-            if col not in interactions.columns:
-                raise DataFormatError("interactions", None, f"missing column {col!r} (have {list(interactions.columns)})")
-        u_ext = interactions["user_id"].astype(str).to_numpy()
-        i_ext = interactions["item_id"].astype(str).to_numpy()
-        user_map = IdMap.from_values(u_ext, name="user")
-        item_map = IdMap.from_values(i_ext, name="item")
+        if isinstance(interactions, Mapping) and "user_idx" in interactions:
+            # already indexed (fusionrec.data.bulk): id maps plus per-row index arrays
+            user_map, item_map = interactions["users"], interactions["items"]
+            u_idx, i_idx = interactions["user_idx"], interactions["item_idx"]
+            rating, ts = interactions.get("rating"), interactions.get("timestamp")
+        else:
+            for col in ("user_id", "item_id"):
+                if col not in interactions.columns:
+                    raise DataFormatError("interactions", None, f"missing column {col!r} (have {list(interactions.columns)})")
+            # factorize: hash-based, first-appearance order (= IdMap.from_values), one pass
+            u_idx, u_uniq = pd.factorize(interactions["user_id"].astype(str).to_numpy())
+            i_idx, i_uniq = pd.factorize(interactions["item_id"].astype(str).to_numpy())
+            user_map, item_map = IdMap(u_uniq, name="user"), IdMap(i_uniq, name="item")
+            rating = interactions["rating"].to_numpy(np.float64) if "rating" in interactions.columns else None
+            ts = interactions["timestamp"].to_numpy(np.float64) if "timestamp" in interactions.columns else None
         if users is not None:
             user_map = user_map.extend(users["user_id"].astype(str).to_numpy())
         if items is not None:
             item_map = item_map.extend(items["item_id"].astype(str).to_numpy())
-        rating = interactions["rating"].to_numpy(np.float64) if "rating" in interactions.columns else None
-        ts = interactions["timestamp"].to_numpy(np.float64) if "timestamp" in interactions.columns else None
         uf, ut = _align_table(users, "user_id", user_map, user_feature_types)
         itf, it = _align_table(items, "item_id", item_map, item_feature_types)
         if text_fields is None:
@@ -384,8 +390,8 @@ class Dataset:
         return cls(
             users=user_map,
             items=item_map,
-            user_idx=user_map.to_idx(u_ext),
-            item_idx=item_map.to_idx(i_ext),
+            user_idx=u_idx,
+            item_idx=i_idx,
             rating=rating,
             timestamp=ts,
             user_features=uf,

@@ -161,7 +161,7 @@ def load_table(
 
     Ids are kept as strings. Timestamps may be numbers or dates (converted to Unix seconds).
 
-    ``engine="auto"`` reads a table without side tables through pyarrow
+    ``engine="auto"`` reads the interaction table through pyarrow
     (:mod:`fusionrec.data.bulk`: multi-threaded, no Python object per row, 25M rows in under a
     minute) and falls back to the strict reader whenever that meets anything unusual, so errors
     still name the line; ``"strict"`` always uses the strict reader, ``"fast"`` never falls back
@@ -181,7 +181,7 @@ def load_table(
         )
     if engine not in ("auto", "fast", "strict"):
         raise ValueError(f"engine must be 'auto', 'fast' or 'strict', got {engine!r}")
-    if engine != "strict" and items is None and users is None:
+    if engine != "strict":
         from fusionrec.data.bulk import FastPathMiss, read_interactions_fast
 
         if not path.exists():
@@ -193,7 +193,12 @@ def load_table(
                 raise DataFormatError(path, None, f"cannot read with the fast reader: {e}") from None
             log.debug("%s: fast reader declined (%s); reading strictly", path, e)
         else:
-            return Dataset(name=name or path.stem, **parts)  # type: ignore[arg-type]
+            return Dataset.from_frames(
+                parts,
+                users=_side_table(users, "user_id", columns.get("user_id", "user_id"), sep),
+                items=_side_table(items, "item_id", columns.get("item_id", "item_id"), sep),
+                name=name or path.stem,
+            )
     src = read_table(path, sep=sep)
     df = src.frame
     have = list(df.columns)
