@@ -123,7 +123,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = getattr(route, "path", None)
+            if path is None:  # refused before routing (431, 413, 401, 403) or no such route
+                raw = scope.get("path", "")
+                path = "/v1/*" if raw == "/v1" or raw.startswith("/v1/") else "unmatched"
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
 
