@@ -100,8 +100,16 @@ def _read_arrow(path: Path, sep: str, id_cols: list[str], progress: bool) -> pa.
         raise FastPathMiss(str(e)) from None
 
 
-def _ids(col: pa.ChunkedArray, name: str) -> IdMap | tuple[IdMap, np.ndarray]:
+def _ids(col: pa.ChunkedArray, name: str) -> tuple[IdMap, np.ndarray]:
     t = col.type
+    if pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
+        # already encoded (our own saves and writes): renumber the codes in first-appearance
+        # order with an integer factorize instead of hashing every string again
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if arr.null_count:
+            raise FastPathMiss("null id")
+        codes, used = pd.factorize(arr.indices.to_numpy(zero_copy_only=False))
+        return _finish_ids(arr.dictionary.take(pa.array(used)), codes.astype(np.int64), name)
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
         t = t.value_type
@@ -112,8 +120,11 @@ def _ids(col: pa.ChunkedArray, name: str) -> IdMap | tuple[IdMap, np.ndarray]:
     if col.null_count:
         raise FastPathMiss("null id")
     enc = pc.dictionary_encode(col).combine_chunks()
-    idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    uniq = enc.dictionary
+    return _finish_ids(enc.dictionary, enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), name)
+
+
+def _finish_ids(uniq: pa.Array, idx: np.ndarray, name: str) -> tuple[IdMap, np.ndarray]:
+    """Check the distinct ids (empty, control characters), strip blanks, build the IdMap."""
     stripped = pc.utf8_trim_whitespace(uniq)
     if pc.any(pc.equal(pc.utf8_length(stripped), 0)).as_py():
         raise FastPathMiss("empty id")
