@@ -158,8 +158,9 @@ class Evaluator:
         per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for m in topk_names for k in self.ks}
         keep_i, keep_s, keep_h = [], [], []
         pool = kmax if self.reranker is None else max(kmax, int(self.reranker.pool))
-        for s in range(0, len(eval_users), self.batch_size):
-            rows = eval_users[s : s + self.batch_size]
+        ranked_users = eval_users if (topk_names or keep) else eval_users[:0]  # CTR/rating only: no ranking
+        for s in range(0, len(ranked_users), self.batch_size):
+            rows = ranked_users[s : s + self.batch_size]
             sc = np.array(model.score_indices(rows), dtype=np.float32, copy=True)
             if sc.shape != (len(rows), test.n_items):
                 raise ValueError(f"model returned scores of shape {sc.shape}, expected {(len(rows), test.n_items)}")
