@@ -51,10 +51,13 @@ def explain_cmd(
 
 
 def _label(it: dict[str, Any]) -> str:
-    return f"{it['item_id']}" + (f"  {it['title']}" if "title" in it else "")
+    from rich.markup import escape
+
+    return escape(f"{it['item_id']}" + (f"  {it['title']}" if "title" in it else ""))
 
 
 def _print(out: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     console.print(
@@ -75,7 +78,7 @@ def _print(out: dict[str, Any]) -> None:
         t.add_column("path")
         t.add_column("weight", justify="right")
         for p in out["kg_paths"]:
-            t.add_row(p["text"], f"{p['weight']:.4g}")
+            t.add_row(escape(p["text"]), f"{p['weight']:.4g}")
         if not out["kg_paths"]:
             t.add_row("(no path within the hop limit)", "")
         console.print(t)
@@ -85,10 +88,10 @@ def _print(out: dict[str, Any]) -> None:
         t.add_column("field")
         t.add_column("attribution", justify="right")
         for r in f["fields"][:10]:
-            t.add_row(r["field"], f"{r['attribution']:+.4f}")
+            t.add_row(escape(r["field"]), f"{r['attribution']:+.4f}")
         console.print(t)
     for k, why in out.get("skipped", {}).items():
-        console.print(f"[dim]{k}: {why}[/]")
+        console.print(f"[dim]{k}: {escape(why)}[/]")
 
 
 def register(app: typer.Typer) -> None:
