@@ -29,6 +29,12 @@ How to run (repository root, fusionrec's virtualenv active)
     python benchmarks/throughput.py                                   # 3 epochs each
     python benchmarks/throughput.py --models lightgcn --epochs 5 --device cpu
     python benchmarks/throughput.py --output .bench/throughput.json
+    python benchmarks/throughput.py --data power-law:1000000 --precisions none --epochs 2 \
+        --peers implicit-bpr,implicit-als             # 1M power-law table beside implicit
+
+    ``--data power-law:N`` trains on the whole generated table (no split); ``--peers`` fits
+    implicit's CPU BPR and ALS (64 factors, ``--epochs`` iterations, ``--threads`` threads) on the
+    same interaction matrix as BPR.
 """
 
 from __future__ import annotations
@@ -41,14 +47,23 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("bpr", "lightgcn", "sasrec")
+MODELS = ("bpr", "lightgcn", "sasrec", "two_tower")
 PRECISIONS = ("none", "bf16")
 UNITS = {"sasrec": "sequences"}
 
 
-def _data(seed: int):
+def _data(seed: int, source: str = "ml-100k"):
+    """{"rs": train part, "loo": train part}: ml-100k's splits, or for ``power-law:N`` the whole
+    generated table (N interactions, ML-25M shape unless ``power-law:N:USERS:ITEMS``)."""
     from fusionrec.data import load_dataset, split
 
+    if source.startswith("power-law:"):
+        from fusionrec.data.synthetic import make_power_law
+
+        parts = [int(float(x)) for x in source.split(":")[1:]]
+        shape = {"n_users": parts[1], "n_items": parts[2]} if len(parts) == 3 else {}
+        ds = make_power_law(parts[0], seed=seed, **shape)
+        return {"rs": ds, "loo": ds}
     ds = load_dataset("ml-100k")
     return {
         "rs": split(ds, "rs", (0.8, 0.1, 0.1), seed=seed).train,
@@ -93,6 +108,55 @@ def measure(
         "fit_s": round(wall, 3),
         "device": str(model.device_),
     }
+
+
+def measure_implicit(kind: str, train, epochs: int, threads: int, seed: int) -> dict:
+    """Fit implicit's CPU BPR or ALS (64 factors) for ``epochs`` iterations on the same matrix:
+    interactions x iterations per second (BPR: one SGD sample per interaction per iteration;
+    ALS: one pass over the interactions per alternating iteration)."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    x = train.matrix("csr").astype("float32")
+    cls = BayesianPersonalizedRanking if kind == "bpr" else AlternatingLeastSquares
+    model = cls(factors=64, iterations=epochs, num_threads=threads, random_state=seed)
+    c0, t0 = time.process_time(), time.perf_counter()
+    model.fit(x, show_progress=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = x.nnz * epochs
+    return {
+        "model": f"implicit {kind.upper()}",
+        "unit": "interactions",
+        "epochs": epochs,
+        "samples_per_s": n / wall,
+        "samples_per_cpu_s": n / cpu if cpu > 0 else 0.0,
+        "epoch_s": wall / epochs,
+        "threads": threads,
+    }
+
+
+def format_peer_table(rows: list[dict]) -> str:
+    lines = [["model", "unit", "samples/s", "/CPU s", "epoch s"]]
+    for r in rows:
+        lines.append(
+            [
+                r["model"],
+                r["unit"],
+                f"{r['samples_per_s']:,.0f}",
+                f"{r['samples_per_cpu_s']:,.0f}",
+                f"{r['epoch_s']:.2f}",
+            ]
+        )
+    widths = [max(len(r[i]) for r in lines) for i in range(5)]
+    out = [
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in lines
+    ]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -164,6 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = one per CPU)"
     )
+    p.add_argument(
+        "--data",
+        default="ml-100k",
+        help="ml-100k (default) or power-law:N[:USERS:ITEMS] (fusionrec.data.synthetic.make_power_law)",
+    )
+    p.add_argument(
+        "--peers",
+        default="",
+        help="comma list from implicit-bpr,implicit-als: implicit's CPU models on the same BPR data and threads",
+    )
     p.add_argument("--output", default=None, help="also write the records as JSON here")
     a = p.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
@@ -180,7 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         f"[setup] load average before: {' '.join(f'{x:.2f}' for x in load_before)} on {os.cpu_count()} CPUs; {platform.processor() or platform.machine()}",
         flush=True,
     )
-    data = _data(a.seed)
+    t_data = time.perf_counter()
+    data = _data(a.seed, a.data)
+    print(
+        f"[setup] data {a.data}: {data['rs'].n_users:,} users x {data['rs'].n_items:,} items, "
+        f"{data['rs'].n_interactions:,} interactions ({time.perf_counter() - t_data:.1f} s)",
+        flush=True,
+    )
     rows = []
     for m in models:
         for amp in precisions:
@@ -191,9 +271,23 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             rows.append(rec)
+    peers = []
+    for peer in [x.strip() for x in a.peers.split(",") if x.strip()]:
+        rec = measure_implicit(
+            peer.removeprefix("implicit-"),
+            data["rs"],
+            a.epochs,
+            a.threads or os.cpu_count(),
+            a.seed,
+        )
+        print(f"[run] {rec['model']}: {rec['samples_per_s']:,.0f} interactions/s", flush=True)
+        peers.append(rec)
     load_after = os.getloadavg()
     print()
     print(format_table(rows))
+    if peers:
+        print()
+        print(format_peer_table(peers))
     print(
         f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, {a.threads or os.cpu_count()} torch thread(s), device {rows[0]['device'] if rows else a.device})"
     )
@@ -207,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                     "load_after": load_after,
                     "epochs": a.epochs,
                     "seed": a.seed,
+                    "data": a.data,
                     "results": rows,
+                    "peers": peers,
                 },
                 indent=2,
             )

@@ -47,6 +47,10 @@ class BPRConfig(TrainConfig):
     """Evaluations without improvement before stopping (0 = never stop early)."""
     weight_decay: float = Field(0.0, ge=0)
     """Decoupled (adamw) or L2 (adam, sgd) weight decay on all embeddings."""
+    fused_optimizer: bool = True
+    """torch's fused (single-kernel) optimiser step (the shared setting, on for BPR): the step
+    updates both whole embedding tables, which dominates at 100k users x 30k items (measured
+    3.4x more samples/s there; results agree with the unfused step to float rounding)."""
 
 
 class BPRModule(torch.nn.Module):
