@@ -7,6 +7,11 @@ ranked lists (``list_metrics``, side information from the training split through
 ``EvalContext``), CTR metrics on sampled negatives (``ctr``) and rating errors; every name is
 in ``registry.METRICS``. An optional re-ranker reorders each user's top-``pool`` candidates
 before any metric is computed.
+
+Memory: users are scored ``batch_size`` at a time, and fewer when one block of scores would
+pass ``max_batch_mib`` (scores, their masked copy and the top-k work arrays of one block are
+what the loop holds), so a users x items matrix is never built. ``protocol='uni100'`` /
+``'pop100'`` ranks each held-out item against sampled unseen items instead (``sampled``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fusionrec.evaluation.context import EvalContext
 from fusionrec.evaluation.list_metrics import list_metrics
 from fusionrec.evaluation.metrics import TOPK_METRICS, mae, rmse
 from fusionrec.evaluation.registry import METRICS, validate_metric_names
+from fusionrec.evaluation.sampled import candidate_mask, parse_protocol, sample_negatives
 from fusionrec.ranking import mask_seen, topk
 
 __all__ = ["Evaluator", "EvalResult", "parse_metric", "DEFAULT_METRICS", "Reranker"]
@@ -67,6 +73,12 @@ class EvalResult:
     per_user: dict[str, np.ndarray] = field(repr=False)
     topk_items: np.ndarray | None = field(default=None, repr=False)  # (n_users_eval, K) item indices
     topk_scores: np.ndarray | None = field(default=None, repr=False)
+    protocol: str = "full"  # 'full' ranking, or the sampled protocol ('uni100', 'pop100', ...)
+
+    @property
+    def sampled(self) -> bool:
+        """True when the metrics come from a sampled protocol (not comparable to full ranking)."""
+        return self.protocol != "full"
 
     @property
     def n_users(self) -> int:
@@ -95,6 +107,12 @@ class Evaluator:
         ctr_negatives: sampled negatives per held-out positive for ``auc``/``gauc``/``logloss``.
         seed: seed of the CTR negative sampling.
         diversity_features: item embedding name or genre column for ``ild`` (see ``EvalContext``).
+        protocol: 'full' (rank every item, seen items masked) or a sampled protocol as RecBole's
+            ``mode`` strings name them: 'uniN' / 'popN' (each held-out item against N sampled
+            unseen items per positive, uniform or popularity-weighted; see ``sampled``). The
+            negatives are drawn from ``seed``.
+        max_batch_mib: cap on one block of float32 scores (MiB); lowers the users per block
+            below ``batch_size`` on large catalogues.
     """
 
     def __init__(
@@ -107,6 +125,8 @@ class Evaluator:
         ctr_negatives: int = 1,
         seed: int = 0,
         diversity_features: str | None = None,
+        protocol: str = "full",
+        max_batch_mib: float = 256.0,
     ) -> None:
         self.metrics = tuple(validate_metric_names(metrics))
         if not ks or min(ks) < 1:
@@ -120,6 +140,17 @@ class Evaluator:
         self.ctr_negatives = ctr_negatives
         self.seed = seed
         self.diversity_features = diversity_features
+        self.sampled = parse_protocol(protocol)
+        self.protocol = "full" if self.sampled is None else self.sampled.name
+        if not max_batch_mib > 0:
+            raise ValueError(f"max_batch_mib must be > 0, got {max_batch_mib}")
+        self.max_batch_mib = float(max_batch_mib)
+
+    def rows_per_block(self, n_items: int) -> int:
+        """Users scored at once over ``n_items`` items: ``batch_size``, or fewer so that one
+        block of float32 scores stays within ``max_batch_mib``."""
+        cap = int(self.max_batch_mib * 2**20 // (4 * max(n_items, 1)))
+        return max(1, min(self.batch_size, cap))
 
     def _kinds(self, *kinds: str) -> list[str]:
         return [m for m in self.metrics if METRICS[m].kind in kinds]
@@ -159,14 +190,28 @@ class Evaluator:
         keep_i, keep_s, keep_h = [], [], []
         pool = kmax if self.reranker is None else max(kmax, int(self.reranker.pool))
         ranked_users = eval_users if (topk_names or keep) else eval_users[:0]  # CTR/rating only: no ranking
-        for s in range(0, len(ranked_users), self.batch_size):
-            rows = ranked_users[s : s + self.batch_size]
+        if self.sampled is not None:
+            # everything the user has up to this phase (RecBole's used_ids) and each item's count
+            used = truth.copy()
+            for m in masks:
+                used = used + m
+            used = used.tocsr()
+            popularity = _interaction_counts(truth, masks)
+            rng = np.random.default_rng(self.seed)
+        step = self.rows_per_block(test.n_items)
+        for s in range(0, len(ranked_users), step):
+            rows = ranked_users[s : s + step]
             sc = np.array(model.score_indices(rows), dtype=np.float32, copy=True)
             if sc.shape != (len(rows), test.n_items):
                 raise ValueError(f"model returned scores of shape {sc.shape}, expected {(len(rows), test.n_items)}")
-            sc[np.isnan(sc)] = -np.inf
-            mask_seen(sc, rows, *masks)
+            np.nan_to_num(sc, copy=False, nan=-np.inf, posinf=np.inf, neginf=-np.inf)
+            if self.sampled is None:
+                mask_seen(sc, rows, *masks)
+            else:  # rank the held-out items against the sampled negatives only
+                owner, neg = sample_negatives(self.sampled, rows, n_pos_all[rows], used, popularity, rng)
+                sc[~candidate_mask(len(rows), test.n_items, truth[rows], owner, neg)] = -np.inf
             idx, val = topk(sc, pool)
+            del sc
             t = truth[rows]
             if self.reranker is not None:
                 idx, val = self.reranker.rerank(rows, idx, val, kmax)
@@ -207,6 +252,7 @@ class Evaluator:
             per_user=pu,
             topk_items=rec if self.keep_topk else None,
             topk_scores=np.concatenate(keep_s) if (keep_s and self.keep_topk) else None,
+            protocol=self.protocol,
         )
 
     def _ctr(
@@ -239,6 +285,15 @@ class Evaluator:
         if stage == "valid":
             return self.evaluate(model, split.valid, exclude=(split.train,))
         raise ValueError(f"stage must be 'test' or 'valid', got {stage!r}")
+
+
+def _interaction_counts(truth: sp.csr_matrix, masks: list[sp.csr_matrix]) -> np.ndarray:
+    """Interactions per item over the held-out split and every masked split (RecBole's pop
+    sampler counts the interactions of all phases)."""
+    counts = np.bincount(truth.indices, minlength=truth.shape[1]).astype(np.float64)
+    for m in masks:
+        counts += np.bincount(m.indices, minlength=truth.shape[1])
+    return counts
 
 
 def _hits(truth_rows: sp.csr_matrix, idx: np.ndarray) -> np.ndarray:
