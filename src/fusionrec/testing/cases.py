@@ -63,9 +63,10 @@ def case_dataset(case: ConformanceCase) -> Callable[[], Dataset]:
     return _DATA[case.data]
 
 
-_MF = {"epochs": 2, "batch_size": 128, "dim": 8}
+_MF = {"epochs": 2, "batch_size": 128, "embedding_dim": 8}
 _KG = {**_MF, "rel_dim": 4}
-_SEQ = {"hidden_size": 16, "n_heads": 2, "n_layers": 1, "inner_size": 32, "max_len": 5}
+_TRAINED = {"epochs": 10, "lr": 0.05}
+_SEQ = {"embedding_dim": 16, "n_heads": 2, "n_layers": 1, "ffn_dim": 32, "max_len": 5}
 
 CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     # classic
@@ -75,24 +76,24 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     ConformanceCase("itemknn", {"k": 10}),
     ConformanceCase("itemknn", {"k": 5, "shrink": 2.0}, label="shrink"),
     ConformanceCase("bpr", {"epochs": 5}),
-    ConformanceCase("static_embedding", {"dim": 8}),
+    ConformanceCase("static_embedding", {"embedding_dim": 8}),
     # neural
     ConformanceCase(
         "neumf",
         {
             "epochs": 2,
             "batch_size": 64,
-            "mf_embedding_size": 4,
-            "mlp_embedding_size": 4,
-            "mlp_hidden_size": (8, 4),
+            "embedding_dim": 4,
+            "mlp_embedding_dim": 4,
+            "hidden_dims": (8, 4),
         },
     ),  # fmt: skip
     ConformanceCase(
         "two_tower",
         {
-            "id_dim": 8,
+            "embedding_dim": 8,
             "feature_dim": 4,
-            "hidden": (16,),
+            "hidden_dims": (16,),
             "out_dim": 8,
             "epochs": 3,
             "batch_size": 32,
@@ -101,19 +102,25 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     ),
     ConformanceCase(
         "deepfm",
-        {"embedding_size": 4, "hidden": (8,), "epochs": 3, "batch_size": 128, "lr": 0.01},
+        {"embedding_dim": 4, "hidden_dims": (8,), "epochs": 3, "batch_size": 128, "lr": 0.01},
         overrides={
             "cold_item_signal": {"epochs": 15},
             "rating_range": {"target": "rating", "rating_threshold": None, "epochs": 30},
         },
     ),
     # graph, sequential
-    ConformanceCase("lightgcn", {"epochs": 3, "batch_size": 64, "embedding_size": 8}),
+    ConformanceCase("lightgcn", {"epochs": 3, "batch_size": 64, "embedding_dim": 8}),
     ConformanceCase("sasrec", {**_SEQ, "epochs": 3, "batch_size": 8}),
     # knowledge graph / multimodal
-    ConformanceCase("cke", _KG, label="kg"),
-    ConformanceCase("cke", {**_KG, "modalities": ["image"]}, label="image"),
-    ConformanceCase("kgat", {**_KG, "layers": [8, 4]}),
+    # the cold-item signal needs a trained model: 10 epochs at a high lr (0.6 s)
+    ConformanceCase("cke", _KG, label="kg", overrides={"cold_item_signal": _TRAINED}),
+    ConformanceCase(
+        "cke",
+        {**_KG, "modalities": ["image"]},
+        label="image",
+        overrides={"cold_item_signal": _TRAINED},
+    ),
+    ConformanceCase("kgat", {**_KG, "hidden_dims": [8, 4]}),
     ConformanceCase("mm_mf", {**_MF, "modalities": ["image"], "fusion": "gate"}),
     # text
     ConformanceCase("lm_ease", {"reg_weight": 5.0}, data="toy_text"),
@@ -134,12 +141,12 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     ),
     ConformanceCase(
         "distill",
-        {"teacher": {"name": "ease"}, "embedding_size": 4, "epochs": 2, "batch_size": 128},
+        {"teacher": {"name": "ease"}, "embedding_dim": 4, "epochs": 2, "batch_size": 128},
     ),
     ConformanceCase(
         "multitask",
-        {"epochs": 2, "batch_size": 128, "embedding_size": 4, "hidden": (8,), "tower_hidden": 4},
-        overrides={"rating_range": {"epochs": 20}},
+        {"epochs": 2, "batch_size": 128, "embedding_dim": 4, "hidden_dims": (8,), "tower_dim": 4},
+        overrides={"rating_range": {"epochs": 20, "lr": 0.01}},
     ),
     ConformanceCase("label_propagation", {"k": 10, "alpha": 0.5}),
 )

@@ -34,6 +34,7 @@ __all__ = [
     "conformance_checks",
     "skipped_checks",
     "make_subject",
+    "default_overrides",
     "saved_folder_problems",
 ]
 
@@ -110,11 +111,24 @@ def make_subject(
     from fusionrec.testing.toy import toy_dataset
 
     cls = get_model(model) if isinstance(model, str) else model
+    if overrides is None:
+        overrides = default_overrides(getattr(cls, "name", ""))
     if dataset is None:
         dataset, planted = toy_dataset, True
     return Subject(
         cls, _as_params(params), dataset, seed=seed, k=k, planted=bool(planted), overrides=overrides
     )
+
+
+def default_overrides(model: str) -> dict[str, dict[str, Any]]:
+    """The per-check parameter overrides of ``model``'s first row in ``CONFORMANCE_CASES``
+    (e.g. deepfm's rating target for ``rating_range``); {} for a model without a row."""
+    from fusionrec.testing.cases import CONFORMANCE_CASES
+
+    for case in CONFORMANCE_CASES:
+        if case.model == model:
+            return dict(case.overrides)
+    return {}
 
 
 def _skip_reasons(subject: Subject, skip: Iterable[str] | dict[str, str]) -> dict[str, str]:
@@ -210,7 +224,8 @@ def check_recommender(
         seed: the fit seed.
         skip: names of checks to skip (see ``CHECKS``), or name -> reason.
         k: list length used by the recommendation checks.
-        overrides: check name -> parameters replacing ``config`` in that check's own fit.
+        overrides: check name -> parameters replacing ``config`` in that check's own fit
+            (None: the model's overrides in ``CONFORMANCE_CASES``).
 
     Returns the report of passed and skipped checks; raises ConformanceError listing every
     failed check when any fails.

@@ -33,6 +33,7 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
+from fusionrec.models.kg.cold_items import choose_cold_weight, warm_kg_neighbours
 from fusionrec.models.kg.kge import JointConfig, kg_triples
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
@@ -89,6 +90,7 @@ class _FusedMFModule(nn.Module):
         rel_dim: int = 0,
         kg_loss: str = "softplus",
         margin: float = 1.0,
+        cold: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None,
     ) -> None:
         super().__init__()
         self.user = nn.Embedding(n_users, dim)
@@ -126,6 +128,34 @@ class _FusedMFModule(nn.Module):
             self.margin = margin
         self.weights: dict[str, float] = {"rec": 1.0}
         self._cache: torch.Tensor | None = None
+        # cold items (no training interactions) read their ID part out of warm KG neighbours
+        # (fusionrec.models.kg.cold_items); None = the ID part of a cold item stays zero
+        self.has_cold = cold is not None and len(cold[0]) > 0
+        if self.has_cold:
+            rows, nbrs, wts, weight = cold
+            pos = np.full(n_items, -1, np.int64)
+            pos[rows] = np.arange(len(rows))
+            self.register_buffer("cold_pos", torch.from_numpy(pos), persistent=False)
+            self.register_buffer("cold_nbrs", torch.from_numpy(nbrs.astype(np.int64)), persistent=False)
+            self.register_buffer("cold_wts", torch.from_numpy(wts.astype(np.float32)), persistent=False)
+            self.cold_weight = float(weight)
+
+    def set_cold_weight(self, weight: float) -> None:
+        """Scale of the cold items' read-out ID part (drops the cached item vectors)."""
+        self.cold_weight = float(weight)
+        self._cache = None
+
+    def _cold_id_part(self, ids: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """``base`` with each cold item's (zero) ID vector replaced by its KG read-out."""
+        pos = self.cold_pos[ids]
+        hit = pos >= 0
+        if not bool(hit.any()):
+            return base
+        p = pos[hit]
+        read = (self.item(self.cold_nbrs[p]) * self.cold_wts[p].unsqueeze(-1)).sum(1)
+        full = torch.zeros_like(base)
+        full[hit] = self.cold_weight * read.to(base.dtype)
+        return torch.where(hit.unsqueeze(-1), full, base)
 
     # ---------------------------------------------------------------- caching in eval mode
     def train(self, mode: bool = True) -> _FusedMFModule:
@@ -162,6 +192,8 @@ class _FusedMFModule(nn.Module):
         if self.training and self.id_dropout > 0:
             keep = keep & (torch.rand(len(ids), device=keep.device) >= self.id_dropout)
         base = self.item(ids) * keep.unsqueeze(-1).to(self.item.weight.dtype)
+        if self.has_cold:
+            base = self._cold_id_part(ids, base)
         v, v_keep = base, keep
         if self.has_kg:
             v = base + self.entity(self.item_entity[ids])
@@ -240,7 +272,12 @@ class MMMF(TorchRecommender):
         self.warm_ = (dataset.item_popularity() > 0).astype(np.uint8)
         self._epoch = 0
         m = dataset.matrix("csr")
-        self._sampler = NegativeSampler(m)
+        # negatives only among warm items: a cold item drawn as a negative (never a positive)
+        # gets its side-information part pushed below every user, which sank every cold item
+        # below every warm one (NDCG@10 0 on the cold-item protocol). With no cold item the
+        # draws are the same as over all items.
+        self._neg_pool = np.flatnonzero(self.warm_).astype(np.int64)
+        self._sampler = NegativeSampler(m[:, self._neg_pool])
         coo = m.tocoo()
         self._pairs = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
 
@@ -284,7 +321,7 @@ class MMMF(TorchRecommender):
         bs = self.config.batch_size
         for s in range(0, len(pairs), bs):
             b = pairs[s : s + bs]
-            neg = self._sampler.sample(b[:, 0], 1, rng)[:, 0]
+            neg = self._neg_pool[self._sampler.sample(b[:, 0], 1, rng)[:, 0]]
             arrays = {"user": b[:, 0], "pos": b[:, 1], "neg": neg, **self._extra_batch(len(b), rng)}
             yield {
                 k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device_)
@@ -332,6 +369,8 @@ class CKE(MMMF):
         self.item_entity_ = np.asarray(kg.item_entity, dtype=np.int64).copy()
         self.kg_sizes_ = np.array([len(kg.entities), len(kg.relations)], dtype=np.int64)
         self._triples = kg_triples(kg)
+        rows, nbrs, wts = warm_kg_neighbours(kg, self.warm_.astype(bool))
+        self.cold_ = (rows, nbrs, wts, 1.0) if len(rows) else None
 
     def _module_kwargs(self) -> dict[str, Any]:
         c = self.config
@@ -342,7 +381,15 @@ class CKE(MMMF):
             "rel_dim": c.rel_dim,
             "kg_loss": c.kg_loss,
             "margin": c.margin,
+            "cold": getattr(self, "cold_", None),
         }
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        super()._fit(dataset, valid, seed)
+        if self.cold_ is not None:
+            w = choose_cold_weight(self, self.module_.set_cold_weight, dataset, valid)
+            self.module_.set_cold_weight(w)
+            self.cold_ = (*self.cold_[:3], w)
 
     def _extra_batch(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if len(self._triples) == 0 or "kg" not in self.module_.weights:
@@ -353,12 +400,28 @@ class CKE(MMMF):
         return {"h": b[:, 0], "r": b[:, 1], "t": b[:, 2], "h_neg": hn, "t_neg": tn}
 
     def _extra_state(self) -> dict[str, np.ndarray]:
+        cold = {}
+        if self.cold_ is not None:
+            rows, nbrs, wts, w = self.cold_
+            cold = {
+                "cold_rows": rows,
+                "cold_nbrs": nbrs,
+                "cold_wts": wts,
+                "cold_weight": np.array([w], np.float32),
+            }
         return super()._extra_state() | {
             "item_entity": self.item_entity_,
             "kg_sizes": self.kg_sizes_,
+            **cold,
         }
 
     def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
         super()._load_extra_state(state)
         self.item_entity_ = state["item_entity"]
         self.kg_sizes_ = state["kg_sizes"]
+        # folders saved before the KG read-out of cold items have none (cold ID part = 0)
+        self.cold_ = (
+            (state["cold_rows"], state["cold_nbrs"], state["cold_wts"], float(state["cold_weight"][0]))
+            if "cold_rows" in state
+            else None
+        )
