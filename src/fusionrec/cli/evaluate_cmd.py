@@ -24,6 +24,9 @@ def evaluate_cmd(
     rerank: str | None = typer.Option(
         None, "--rerank", help="Re-rank each user's top candidates first: mmr:W, calibrated:W or fair:P (optionally :POOL)."
     ),
+    sampled: str | None = typer.Option(
+        None, "--sampled", help="Sampled protocol instead of full ranking: uni100 or pop100 (any uniN/popN, as RecBole's mode); labelled in the output."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """Re-evaluate a saved model on the test split it was trained for (full ranking)."""
@@ -56,20 +59,22 @@ def evaluate_cmd(
 
         reranker = make_reranker(rerank, sp.train, model)
     try:
-        evaluator = Evaluator(metrics=names, ks=parse_ks(ks), reranker=reranker)
+        evaluator = Evaluator(metrics=names, ks=parse_ks(ks), reranker=reranker, protocol=sampled or "full", seed=2020 if seed is None else seed)
         res = evaluator.evaluate_split(model, sp, "test")
     except ValueError as e:  # a metric this model or dataset cannot give (ratings, genres, ...)
         from fusionrec.errors import ConfigError
 
         raise ConfigError(str(e)) from None
     secs = time.perf_counter() - t0
-    out = {"model": model.name, "metrics": res.metrics, "n_test_users": res.n_users, "eval_seconds": secs}
+    out = {"model": model.name, "metrics": res.metrics, "n_test_users": res.n_users, "eval_seconds": secs, "eval_protocol": res.protocol}
     if reranker is not None:
         out["rerank"] = reranker.spec.text
     if as_json:
         print(json.dumps(out))
         return
     title = f"{model_dir} · {res.n_users} test users" + (f" · rerank {reranker.spec.text}" if reranker else "")
+    if res.sampled:
+        title += f" · SAMPLED {res.protocol} evaluation (not comparable to full ranking)"
     cols = list(res.metrics)
     if len(cols) <= 8:
         console.print(metrics_table(title, [out], cols, [("eval_seconds", "eval s")]))

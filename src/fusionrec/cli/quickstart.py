@@ -29,6 +29,9 @@ def quickstart(
     export_dir: Path | None = typer.Option(None, "--export-dir", help="Also write the split and every test user's top-K as CSV here."),
     seed: int = typer.Option(2020, "--seed", help="Seed for the split and the fits."),
     ks: str = typer.Option("10", "--ks", help="Cut-offs, e.g. 10,20."),
+    eval_mode: str = typer.Option(
+        "full", "--eval-mode", help="full (rank every item) or a sampled protocol: uni100, pop100 (RecBole's mode strings; labelled as sampled)."
+    ),
 ) -> None:
     """Fetch a dataset (cached), split it, train and evaluate models, print a leaderboard.
 
@@ -52,7 +55,7 @@ def quickstart(
 
     t_start = time.perf_counter()
     data_cfg = DataConfig(name=dataset, protocol=protocol)
-    ev = EvalConfig(ks=parse_ks(ks))
+    ev = EvalConfig(ks=parse_ks(ks), protocol=eval_mode)
     run_all = models.strip().lower() == "all"
     not_run: list[str] = []
     if run_all:
@@ -101,6 +104,8 @@ def quickstart(
     cols = [f"{m}@{k}" for k in ev.ks for m in ("recall", "ndcg", "mrr", "hit", "precision")]
     extra = [("fit_seconds", "fit s"), ("eval_seconds", "eval s")]
     title = f"{ds.name} · protocol {protocol} · seed {seed} · {sp.test.n_interactions} test interactions"
+    if ev.protocol != "full":
+        title += f" · SAMPLED {ev.protocol} evaluation (not comparable to full ranking)"
     console.print(metrics_table(title, rows, cols, extra))
     if not_run:
         console.print("not run with defaults: " + "; ".join(not_run), highlight=False)
@@ -109,6 +114,7 @@ def quickstart(
     board = {
         "dataset": ds.name,
         "protocol": protocol,
+        "eval_protocol": ev.protocol,
         "seed": seed,
         "n_users": ds.n_users,
         "n_items": ds.n_items,

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fusionrec.data.augmentation import AugmentConfig
 from fusionrec.errors import ConfigError
@@ -93,6 +101,10 @@ class EvalConfig(_Strict):
     rerank: str | None = None
     """Re-ranker applied before the metrics, e.g. ``mmr:0.3``, ``calibrated:0.5``, ``fair:0.5``
     (see fusionrec.rerank); None = the model's own ranking."""
+    protocol: str = Field("full", validation_alias=AliasChoices("protocol", "mode"))
+    """``full`` ranking over every item (default), or a sampled protocol as RecBole's ``mode``
+    names it: ``uni100`` / ``pop100`` (each held-out item against 100 sampled unseen items,
+    uniform or by popularity; any N). Sampled results are labelled so (docs/scale.md)."""
 
     @field_validator("metrics")
     @classmethod
@@ -100,6 +112,14 @@ class EvalConfig(_Strict):
         from fusionrec.evaluation.registry import validate_metric_names
 
         return validate_metric_names(v)
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: str) -> str:
+        from fusionrec.evaluation.sampled import parse_protocol
+
+        p = parse_protocol(v)
+        return "full" if p is None else p.name
 
     @field_validator("rerank")
     @classmethod

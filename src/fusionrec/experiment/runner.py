@@ -68,6 +68,7 @@ class RunResult:
     epochs_run: int | None = None
     best_epoch: int | None = None
     stage: str = "test"
+    eval_protocol: str = "full"  # 'full' ranking or the sampled protocol the metrics come from
     recommender: Recommender | None = field(default=None, repr=False, compare=False)
     evaluation: EvalResult | None = field(default=None, repr=False, compare=False)
     config: ExperimentConfig | None = field(default=None, repr=False, compare=False)
@@ -76,6 +77,7 @@ class RunResult:
         keys = (
             "model", "metrics", "fit_seconds", "eval_seconds", "n_test_users", "model_dir",
             "params", "error", "skipped", "fit_cpu_seconds", "epochs_run", "best_epoch", "stage",
+            "eval_protocol",
         )  # fmt: skip
         return {k: getattr(self, k) for k in keys}
 
@@ -283,6 +285,8 @@ def _execute(config: ExperimentConfig, opts: RunOptions, prep: PreparedData) -> 
             batch_size=ev.batch_size,
             keep_topk=opts.keep_topk,
             reranker=reranker,
+            protocol=ev.protocol,
+            seed=config.seed,
         )
         evaluation = evaluator.evaluate_split(model, sp, opts.stage)
     eval_s = time.perf_counter() - t0
@@ -310,6 +314,7 @@ def _execute(config: ExperimentConfig, opts: RunOptions, prep: PreparedData) -> 
         epochs_run=len(records) if records else None,
         best_epoch=getattr(hist, "best_epoch", None) if records else None,
         stage=opts.stage,
+        eval_protocol=getattr(evaluation, "protocol", "full"),
         recommender=model,
         evaluation=evaluation,
         config=config,
