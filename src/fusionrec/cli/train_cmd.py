@@ -1,8 +1,10 @@
-"""``fusionrec train --config FILE [--run-dir DIR] [--resume]``."""
+"""``fusionrec train --config FILE [--run-dir DIR] [--resume] [--nproc N [--nnodes M ...]]``."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +86,17 @@ def train_cmd(
         None, "--threads", min=1, help="Torch intra-op threads on CPU (default: the model's, 1)."
     ),
     progress: bool = typer.Option(False, "--progress", help="Show a per-epoch progress bar."),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, help="Data-parallel processes on this machine (torch.distributed.run; gloo on CPU, "
+        "NCCL on GPU, one GPU per process). Every global batch is split across them (docs/scale.md).",
+    ),
+    nnodes: int = typer.Option(1, "--nnodes", min=1, help="Machines taking part (each runs this command)."),
+    node_rank: int = typer.Option(0, "--node-rank", min=0, help="This machine's rank among --nnodes."),
+    rdzv_endpoint: str | None = typer.Option(
+        None, "--rdzv-endpoint", help="HOST:PORT every node reaches for the rendezvous (needed with --nnodes > 1)."
+    ),
+    rdzv_backend: str = typer.Option("c10d", "--rdzv-backend", help="torch.distributed.run rendezvous backend."),
+    rdzv_id: str = typer.Option("fusionrec", "--rdzv-id", help="Job id shared by every node of one run."),
 ) -> None:
     """Train and evaluate the model described by a config; save it under OUTPUT/models/<name>."""
     from fusionrec.errors import ConfigError
@@ -115,8 +128,16 @@ def train_cmd(
         console.print(f"resuming {output}")
     elif output is not None:
         check_same_experiment(output, cfg, "train into")  # never overwrite another run's config
-    run_dir = new_run_dir(f"train-{cfg.model.name}", output)
-    atomic_write_text(run_dir / CONFIG_FILE, cfg.model_dump_json(indent=2))
+    worker = _worker_rank()
+    if worker is None or worker[0] == 0:
+        run_dir = new_run_dir(f"train-{cfg.model.name}", output)
+        atomic_write_text(run_dir / CONFIG_FILE, cfg.model_dump_json(indent=2))
+    else:
+        assert output is not None, "a distributed worker is started with --run-dir"
+        run_dir = output
+    if nproc > 1 or nnodes > 1:
+        _launch(cfg, run_dir, resume, device, threads, progress, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_backend, rdzv_id)
+        return
     options = RunOptions(
         output_dir=run_dir,
         train_dir=run_dir / TRAIN_SUBDIR,
@@ -125,11 +146,21 @@ def train_cmd(
         cpu_threads=threads,
         progress=True if progress else None,
     )
+    if worker is not None:
+        options = _join_group(options, worker)
+        if worker[0] != 0:  # only rank 0 evaluates, saves and reports
+            run(cfg, options)
+            _leave_group()
+            return
     res = run(cfg, options)  # KeyboardInterrupt propagates: the entry point exits 130
+    if worker is not None:
+        _leave_group()
     cols = [f"{m}@{k}" for k in cfg.eval.ks for m in cfg.eval.metrics]
+    sampled = f" · SAMPLED {cfg.eval.protocol} evaluation" if cfg.eval.protocol != "full" else ""
+    ranks = f" · {worker[1]} processes" if worker is not None else ""
     console.print(
         metrics_table(
-            f"{cfg.data.name} · {cfg.data.protocol}",
+            f"{cfg.data.name} · {cfg.data.protocol}{sampled}{ranks}",
             [res.as_dict()],
             cols,
             [("fit_seconds", "fit s")],
@@ -137,6 +168,89 @@ def train_cmd(
     )
     console.print(f"model saved to {res.model_dir}; metrics in {run_dir / 'metrics.json'}")
     console.print_json(json.dumps({"metrics": res.metrics}))
+
+
+def _worker_rank() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torch.distributed.run started this process as one of
+    several ranks; None otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world < 2 or "RANK" not in os.environ:
+        return None
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _join_group(options, worker: tuple[int, int, int]):
+    """Join the process group torch.distributed.run set up: NCCL with one GPU per local rank
+    when the run's device is (or resolves to) CUDA, gloo on CPU otherwise."""
+    import torch
+
+    from fusionrec.training.distributed import backend_for, init_process_group
+
+    rank, world, local = worker
+    device = options.device or "auto"
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    elif device == "auto":
+        device = "cpu"
+    init_process_group(backend_for(device), rank, world)
+    changes = {"device": device}
+    if rank != 0:  # the other ranks train only: no evaluation, files or progress bar
+        changes.update(output_dir=None, progress=False, evaluate=_skip_evaluation)
+    return options.replace(**changes)
+
+
+def _skip_evaluation(model, split):
+    import numpy as np
+
+    from fusionrec.evaluation.evaluator import EvalResult
+
+    return EvalResult(metrics={}, users=np.zeros(0, np.int64), per_user={})
+
+
+def _leave_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _launch(
+    cfg, run_dir: Path, resume: bool, device: str | None, threads: int | None, progress: bool, nproc: int, nnodes: int, node_rank: int,
+    rdzv_endpoint: str | None, rdzv_backend: str, rdzv_id: str,
+) -> None:
+    """Start ``nproc`` ranks of this command on this node through torch.distributed.run, all
+    training into ``run_dir`` (rank 0 writes it) from the config written there (overrides
+    applied)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    from fusionrec.errors import FusionRecError
+    from fusionrec.experiment.resume import CONFIG_FILE
+    from fusionrec.training.distributed import torchrun_args
+
+    try:
+        launcher = torchrun_args(nproc, nnodes, node_rank, rdzv_endpoint, rdzv_backend, rdzv_id)
+    except ValueError as e:
+        from fusionrec.errors import ConfigError
+
+        raise ConfigError(str(e)) from None
+    argv = ["train", "--config", str(run_dir / CONFIG_FILE), "--run-dir", str(run_dir)]
+    if resume:
+        argv.append("--resume")
+    if device:
+        argv += ["--device", device]
+    if threads:
+        argv += ["--threads", str(threads)]
+    if progress:
+        argv.append("--progress")
+    console.print(f"training {cfg.model.name} on {nproc * nnodes} processes ({nnodes} node(s)) into {run_dir}")
+    try:
+        torchrun([*launcher, "-m", "fusionrec.cli.main", *argv])
+    except ChildFailedError as e:
+        raise FusionRecError(f"distributed training failed: {e.format_msg() if hasattr(e, 'format_msg') else e}") from None
+    finally:
+        sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:

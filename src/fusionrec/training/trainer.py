@@ -9,7 +9,9 @@ every model for free (all set in ``TrainConfig``): mixed precision (``amp``), gr
 accumulation, per-epoch learning-rate schedules, gradient clipping. Its run settings come from
 :class:`~fusionrec.training.FitOptions`: a progress bar, callbacks and — given a ``run_dir`` —
 a checkpoint after every epoch (resumable bit-for-bit), an epoch log CSV (``log.csv``) and a
-training-curve PNG (``curve.png``).
+training-curve PNG (``curve.png``). Inside an initialised ``torch.distributed`` process group of
+several ranks it trains data-parallel (``training.distributed``: each batch cut across the
+ranks, a DDP-wrapped module, rank 0 validates and writes, the decision broadcast).
 
 The number of samples in a batch (for samples/second) is the leading dimension of the batch's
 first tensor value, or ``batch["n_samples"]`` when a model sets it.
@@ -39,6 +41,8 @@ from fusionrec.training._checkpoint import (
     write_log_csv,
 )
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.distributed import all_reduce_mean, broadcast_float, ddp_wrap, shard_batch
+from fusionrec.training.distributed import context as dist_context
 from fusionrec.training.options import FitOptions, check_device, fit_options
 
 __all__ = ["Trainer", "TrainHistory", "resolve_device", "lr_factor", "Callback"]
@@ -206,6 +210,9 @@ class Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         bad = 0
         start = 1
+        ctx = dist_context()  # None: one process; else data-parallel over the group's ranks
+        main = ctx is None or ctx.is_main  # validates, writes the run folder, shows progress
+        ddp = ddp_wrap(module) if ctx is not None else None
         if self.resume:
             ck = load_checkpoint(self.run_dir, opt)
             if ck is not None:
@@ -238,7 +245,7 @@ class Trainer:
             if callable(begin):
                 begin(model, start)
         bar = None
-        if self.options.progress:
+        if self.options.progress and main:
             from tqdm.auto import tqdm
 
             bar = tqdm(
@@ -261,12 +268,15 @@ class Trainer:
                 norms: list[float] = []
                 opt.zero_grad(set_to_none=True)
                 for batch in model.batches(train, rng):
+                    weight = 1.0
+                    if ctx is not None:  # this rank's slice of the global batch
+                        batch, weight = shard_batch(batch, ctx.rank, ctx.world_size)
                     with torch.autocast(
                         device.type,
                         dtype=amp_dtype or torch.bfloat16,
                         enabled=amp_dtype is not None,
                     ):
-                        out = module.loss(batch)
+                        out = module.loss(batch) if ddp is None else ddp(batch)
                     if isinstance(out, dict):
                         loss = sum(v.float() for v in out.values())
                         for name, v in out.items():
@@ -278,6 +288,8 @@ class Trainer:
                             f"loss became {float(loss.detach())} at epoch {epoch}; lower lr?"
                         )
                     scaled = loss / c.grad_accum_steps if c.grad_accum_steps > 1 else loss
+                    if ctx is not None:  # DDP averages: weighted, it is the global batch's mean
+                        scaled = scaled * weight
                     scaler.scale(scaled).backward()
                     pending += 1
                     if pending == c.grad_accum_steps:
@@ -289,14 +301,22 @@ class Trainer:
                 if pending:
                     self._step(opt, scaler, params, norms)
                 train_s = time.perf_counter() - t0
+                if ctx is not None:  # losses averaged over the ranks, samples summed
+                    sums["n_samples"] = float(n_samples)
+                    sums = all_reduce_mean(sums, sorted(sums))
+                    n_samples = round(sums.pop("n_samples") * ctx.world_size)
                 rec: dict[str, float] = {"epoch": epoch}
                 rec.update({k2: v / max(n_batches, 1) for k2, v in sums.items()})
                 if norms:
                     rec["grad_norm"] = float(np.mean(norms))
                 if evaluator is not None and (epoch % c.eval_every == 0 or epoch == c.epochs):
                     module.eval()
-                    res = evaluator.evaluate(model, valid, exclude=(train,))
-                    val = res.metrics[c.early_stop_metric]
+                    val = None
+                    if main:
+                        res = evaluator.evaluate(model, valid, exclude=(train,))
+                        val = res.metrics[c.early_stop_metric]
+                    if ctx is not None:  # every rank takes rank 0's decision
+                        val = broadcast_float(val)
                     rec[f"valid_{c.early_stop_metric}"] = val
                     if hist.best_metric is None or val > hist.best_metric:
                         hist.best_metric, hist.best_epoch = val, epoch
@@ -311,7 +331,7 @@ class Trainer:
                 if evaluator is not None and c.patience and bad >= c.patience:
                     hist.stopped_early = True
                 log.debug("epoch %d %s", epoch, rec)
-                if self.run_dir is not None:
+                if self.run_dir is not None and main:
                     self._save(module, best_state, opt, scaler, rng, hist, bad, epoch)
                 for cb in callbacks:
                     cb(epoch, rec)
@@ -323,7 +343,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            if self.run_dir is not None and hist.records:
+            if self.run_dir is not None and hist.records and main:
                 try:
                     write_curve_png(
                         self.run_dir / "curve.png", hist.records, getattr(model, "name", "")
