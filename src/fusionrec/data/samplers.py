@@ -39,6 +39,9 @@ class NegativeSampler:
             return rng.integers(0, self.n_items, size=n, dtype=np.int64)
         return np.minimum(np.searchsorted(self._cdf, rng.random(n)), self.n_items - 1).astype(np.int64)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Uniform negatives do not change with the epoch (the curriculum sampler's hook)."""
+
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = users.astype(np.int64) * self.n_items + items
         pos = np.searchsorted(self._keys, q)

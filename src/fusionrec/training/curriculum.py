@@ -13,6 +13,10 @@
   negatives come from a band of ranks below the very top. On ml-100k (RS 8:1:1) drawing from
   the very top hurt NDCG@10 badly; skipping the top ~5% of the catalogue made the
   curriculum match or beat uniform negatives on the validation split.
+- :class:`CurriculumSettings` — the ``curriculum`` field every negative-sampling model's config
+  inherits (BPR, LightGCN, NeuMF, lm_mf, lm_lightgcn, CKE, KGAT, DeepFM, multitask, distill), and
+  :func:`make_negative_sampler`, which turns it into a sampler (``fusionrec.models.negatives``
+  fits the teacher of ``difficulty='teacher'`` from the registry).
 - :class:`ProgressiveUnfreezing` — a Trainer callback that freezes named parameter groups of a
   module and unfreezes them at given epochs (defined in ``fusionrec.training.unfreeze`` so the
   Trainer can build it from ``TrainConfig.progressive_unfreeze``; re-exported here).
@@ -21,7 +25,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +38,8 @@ from fusionrec.training.unfreeze import ProgressiveUnfreezing
 __all__ = [
     "CurriculumConfig",
     "CurriculumNegativeSampler",
+    "CurriculumSettings",
+    "make_negative_sampler",
     "pacing",
     "skipped_ranks",
     "ProgressiveUnfreezing",
@@ -65,6 +71,11 @@ class CurriculumConfig(BaseModel):
     popular items (``popularity``) or each user's highest teacher-ranked unseen items
     (``teacher``). An int is a number of ranks; a float below 1 is a share of the item catalogue
     (rounded down). 0 = draw from the very top."""
+    teacher: str = "ease"
+    """``difficulty='teacher'`` in a model other than ``distill``: the registered model fitted on
+    the same training data whose ranking of each user's unseen items defines the hard pool."""
+    teacher_params: dict[str, Any] = Field(default_factory=dict)
+    """Hyper-parameters of ``teacher``."""
 
     @model_validator(mode="after")
     def _pool_left(self) -> CurriculumConfig:
@@ -161,6 +172,15 @@ class CurriculumNegativeSampler:
         """The epoch (1-based) the next ``sample`` call draws for."""
         self.epoch = int(epoch)
 
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each (user, item) pair is a training positive."""
+        return self.base.is_positive(users, items)
+
+    @property
+    def n_items(self) -> int:
+        """Items the sampler draws from."""
+        return self.base.n_items
+
     @property
     def hard_share(self) -> float:
         """Share of negatives drawn from the hard distribution at the current epoch."""
@@ -202,3 +222,25 @@ class CurriculumNegativeSampler:
         if bad.any():
             items[bad] = self.base.sample(users[bad], 1, rng)[:, 0]
         return items
+
+
+class CurriculumSettings(BaseModel):
+    """Config mixin of the models that sample negatives: an optional curriculum."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    curriculum: CurriculumConfig | None = None
+    """Negative-sampling curriculum (easy -> hard by popularity or teacher rank, paced over the
+    epochs); None = the model's usual uniform negatives."""
+
+
+def make_negative_sampler(
+    positives: sp.csr_matrix,
+    curriculum: CurriculumConfig | None,
+    teacher_top: np.ndarray | None = None,
+) -> NegativeSampler | CurriculumNegativeSampler:
+    """The uniform sampler without a curriculum, else a :class:`CurriculumNegativeSampler`
+    (``teacher_top`` as for it). Both have ``sample``, ``is_positive`` and ``set_epoch``."""
+    if curriculum is None:
+        return NegativeSampler(positives)
+    return CurriculumNegativeSampler(positives, curriculum, teacher_top)

@@ -27,12 +27,13 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
+from fusionrec.models.negatives import advance_epoch, negative_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.curriculum import CurriculumSettings
 
 __all__ = ["MultiTask", "MultiTaskConfig", "rating_rmse", "TASKS"]
 
@@ -40,7 +41,7 @@ Task = Literal["ranking", "rating", "genre"]
 TASKS: tuple[str, ...] = ("ranking", "rating", "genre")
 
 
-class MultiTaskConfig(TrainConfig):
+class MultiTaskConfig(TrainConfig, CurriculumSettings):
     """Multi-task model settings (plus the shared Trainer's fields)."""
 
     _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim", "hidden": "hidden_dims", "tower_hidden": "tower_dim"}
@@ -223,7 +224,7 @@ class MultiTask(TorchRecommender):
             if self._ratings is not None and "rating" in c.tasks
             else 0.0
         )
-        self._sampler = NegativeSampler(dataset.matrix("csr"))
+        self._sampler = negative_sampler(self, dataset, rng)
         self._genres = np.zeros((dataset.n_items, 0), np.float32)
         if "genre" in c.tasks:
             self._genres, _ = _multi_hot(dataset.item_features[c.genre_field])
@@ -247,6 +248,7 @@ class MultiTask(TorchRecommender):
         dev = self.device_
         arrays = {"user": users, "pos": items}
         if "ranking" in c.tasks:
+            advance_epoch(self, self._sampler)
             arrays["neg"] = self._sampler.sample(users, 1, rng)[:, 0]
         if "rating" in c.tasks:
             arrays["rating"] = self._ratings[order]

@@ -18,17 +18,19 @@ from torch import nn
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
+from fusionrec.models.negatives import epoch_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.graph import normalized_adjacency, propagate, to_torch_sparse
 from fusionrec.nn.losses import bpr_loss
-from fusionrec.training.batching import cached_sampler, pair_batches
+from fusionrec.training.batching import pair_batches
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.curriculum import CurriculumSettings
 
 __all__ = ["LightGCN", "LightGCNConfig", "LightGCNModule"]
 
 
-class LightGCNConfig(TrainConfig):
+class LightGCNConfig(TrainConfig, CurriculumSettings):
     """LightGCN hyper-parameters. Defaults tuned on ml-100k RS 8:1:1 (seed 2020) for a short fit:
     15 epochs of a cosine schedule from lr 0.05 reach NDCG@10 0.311 (30 epochs from 0.02: 0.307)."""
 
@@ -152,7 +154,7 @@ class LightGCN(TorchRecommender):
         return 0.1
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
-        sampler = cached_sampler(self, dataset)
+        sampler = epoch_sampler(self, dataset, rng)
         return pair_batches(
             dataset, rng, self.config.batch_size, self.config.num_negatives, self.device_, sampler
         )

@@ -30,11 +30,11 @@ from pydantic import Field
 from torch import nn
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
 from fusionrec.models.kg.cold_items import choose_cold_weight, warm_kg_neighbours
 from fusionrec.models.kg.kge import JointConfig, kg_triples
+from fusionrec.models.negatives import advance_epoch, negative_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.fusion import ModalityFusion
@@ -277,7 +277,7 @@ class MMMF(TorchRecommender):
         # below every warm one (NDCG@10 0 on the cold-item protocol). With no cold item the
         # draws are the same as over all items.
         self._neg_pool = np.flatnonzero(self.warm_).astype(np.int64)
-        self._sampler = NegativeSampler(m[:, self._neg_pool])
+        self._sampler = negative_sampler(self, dataset, rng, self._neg_pool)
         coo = m.tocoo()
         self._pairs = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
 
@@ -317,6 +317,7 @@ class MMMF(TorchRecommender):
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         self._start_epoch()
+        advance_epoch(self, self._sampler)
         pairs = self._pairs[rng.permutation(len(self._pairs))]
         bs = self.config.batch_size
         for s in range(0, len(pairs), bs):

@@ -28,9 +28,9 @@ from pydantic import Field
 from torch import nn
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.data.samplers import NegativeSampler
 from fusionrec.models.base import Capabilities
 from fusionrec.models.kg.kge import JointConfig
+from fusionrec.models.negatives import advance_epoch, negative_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.kg import (
@@ -245,7 +245,7 @@ class KGAT(TorchRecommender):
         m = dataset.matrix("csr")
         coo = m.tocoo()
         self._pairs = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-        self._sampler = NegativeSampler(m)
+        self._sampler = negative_sampler(self, dataset, rng)
         n_ent, n_rel = len(kg.entities), max(len(kg.relations), 1)
         triples = np.stack([kg.head, kg.relation, kg.tail], axis=1).astype(np.int64)
         self.edges_, self.item_node_, n_nodes, n_rel_all = build_ckg(
@@ -281,6 +281,7 @@ class KGAT(TorchRecommender):
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         self._epoch += 1
+        advance_epoch(self, self._sampler)
         mod = self.module_
         mod.weights = self.config.weights_at(self._epoch)
         mod.update_attention()

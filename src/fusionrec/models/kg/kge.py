@@ -27,6 +27,7 @@ from fusionrec.data.dataset import KnowledgeGraph
 from fusionrec.errors import ConfigError
 from fusionrec.nn.kg import TransEModule, TransRModule, corrupt_triples
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.curriculum import CurriculumSettings
 
 __all__ = [
     "LossSchedule",
@@ -63,7 +64,7 @@ class LossSchedule(BaseModel):
         return self.start + (1.0 - self.start) * e / self.warmup_epochs
 
 
-class JointConfig(TrainConfig):
+class JointConfig(TrainConfig, CurriculumSettings):
     """Training settings plus the weights of each named loss term of a joint objective."""
 
     LOSS_TERMS: ClassVar[tuple[str, ...]] = ("rec", "reg")

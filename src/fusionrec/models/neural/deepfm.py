@@ -28,18 +28,19 @@ from pydantic import Field
 from torch import nn
 
 from fusionrec.data.dataset import Dataset
-from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
+from fusionrec.models.negatives import advance_epoch, negative_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.features import FeatureEncoder, FeatureTables, mlp
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.curriculum import CurriculumSettings
 
 __all__ = ["DeepFM", "DeepFMConfig"]
 
 
-class DeepFMConfig(TrainConfig):
+class DeepFMConfig(TrainConfig, CurriculumSettings):
     """DeepFM hyper-parameters (plus the shared training settings)."""
 
     _aliases: ClassVar[dict[str, str]] = {"embedding_size": "embedding_dim", "hidden": "hidden_dims"}
@@ -208,8 +209,11 @@ class DeepFM(TorchRecommender):
         # cold item below every warm one (NDCG@10 0 on the cold-item protocol). With no cold
         # item the draws are the same as over all items.
         self._neg_pool = np.flatnonzero(dataset.item_popularity() > 0).astype(np.int64)
-        m = dataset.matrix("csr")
-        self._sampler = NegativeSampler(m[:, self._neg_pool]) if c.target == "implicit" else None
+        if c.target != "implicit" and c.curriculum is not None:
+            raise ConfigError("deepfm: a negative-sampling curriculum needs target='implicit'")
+        self._sampler = (
+            negative_sampler(self, dataset, rng, self._neg_pool) if c.target == "implicit" else None
+        )
 
     def build_module(self) -> nn.Module:
         return DeepFMModule(
@@ -226,6 +230,7 @@ class DeepFM(TorchRecommender):
         c = self.config
         u, i = dataset.user_idx, dataset.item_idx
         if c.target == "implicit":
+            advance_epoch(self, self._sampler)
             neg = self._neg_pool[self._sampler.sample(u, c.num_negatives, rng).ravel()]
             users = np.concatenate([u, np.repeat(u, c.num_negatives)])
             items = np.concatenate([i, neg])

@@ -15,17 +15,19 @@ from torch.nn import functional as F
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
+from fusionrec.models.negatives import epoch_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.losses import bce_loss
 from fusionrec.nn.mlp import MLP
-from fusionrec.training.batching import cached_sampler, pair_batches
+from fusionrec.training.batching import pair_batches
 from fusionrec.training.config import TrainConfig
+from fusionrec.training.curriculum import CurriculumSettings
 
 __all__ = ["NeuMF", "NeuMFConfig", "NeuMFModule"]
 
 
-class NeuMFConfig(TrainConfig):
+class NeuMFConfig(TrainConfig, CurriculumSettings):
     """NeuMF hyper-parameters: RecBole's architecture; training defaults chosen by the VALIDATION
     NDCG@10 on ml-100k RS 8:1:1 (seed 2020) for a short fit: small batches (many Adam steps per
     epoch, fused Adam kernel) under a fixed 6-epoch cosine schedule, no dropout (on CPU the
@@ -149,7 +151,7 @@ class NeuMF(TorchRecommender):
         return 0.01
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
-        sampler = cached_sampler(self, dataset)
+        sampler = epoch_sampler(self, dataset, rng)
         return pair_batches(
             dataset, rng, self.config.batch_size, self.config.num_negatives, self.device_, sampler
         )

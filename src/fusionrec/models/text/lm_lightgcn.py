@@ -82,6 +82,7 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.models.base import Capabilities
 from fusionrec.models.graph.lightgcn import LightGCN, LightGCNConfig, LightGCNModule
+from fusionrec.models.negatives import epoch_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import (
     LMTextConfig,
@@ -98,7 +99,7 @@ from fusionrec.models.text.toolkit import (
 from fusionrec.nn.fusion import ModalityFusion
 from fusionrec.nn.graph import normalized_adjacency, to_torch_sparse
 from fusionrec.nn.losses import bpr_loss
-from fusionrec.training.batching import cached_sampler, pair_batches
+from fusionrec.training.batching import pair_batches
 
 __all__ = [
     "LMLightGCN",
@@ -393,7 +394,7 @@ class LMLightGCN(TextModelMixin, LightGCN):
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
         self._start_epoch_text()
-        sampler = cached_sampler(self, dataset)
+        sampler = epoch_sampler(self, dataset, rng)
         out = pair_batches(
             dataset, rng, self.config.batch_size, self.config.num_negatives, self.device_, sampler
         )
