@@ -280,7 +280,7 @@ class Trainer:
                     if isinstance(out, dict):
                         loss = sum(v.float() for v in out.values())
                         for name, v in out.items():
-                            sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + float(v.detach())
+                            sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + weight * float(v.detach())
                     else:
                         loss = out.float()
                     if not torch.isfinite(loss):
@@ -295,13 +295,13 @@ class Trainer:
                     if pending == c.grad_accum_steps:
                         self._step(opt, scaler, params, norms)
                         pending = 0
-                    sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+                    sums["loss"] = sums.get("loss", 0.0) + weight * float(loss.detach())
                     n_batches += 1
                     n_samples += _n_samples(batch)
                 if pending:
                     self._step(opt, scaler, params, norms)
                 train_s = time.perf_counter() - t0
-                if ctx is not None:  # losses averaged over the ranks, samples summed
+                if ctx is not None:  # weighted losses averaged over the ranks (the global mean), samples summed
                     sums["n_samples"] = float(n_samples)
                     sums = all_reduce_mean(sums, sorted(sums))
                     n_samples = round(sums.pop("n_samples") * ctx.world_size)
