@@ -182,3 +182,47 @@ def test_bad_config_is_refused():
         Ensemble(members=[])
     with pytest.raises(ConfigError, match="method"):
         Ensemble(method="average")
+
+
+def test_forward_selection_leaves_a_noise_member_out_and_never_scores_it():
+    train, valid, _ = _data()
+    good = _fixed(train, [[0, 5, 0, 0, 0], [0, 0, 0, 5, 0]])  # each user's valid item first
+    noise = _fixed(train, [[3, 0, 1, 2, 0], [2, 0, 3, 0, 0]])  # the valid item last
+    ens = Ensemble.from_models([good, noise], weight_grid=4).fit_weights(valid, train)
+    np.testing.assert_allclose(ens.weights_, [1.0, 0.0])
+    assert ens.valid_metric_ == pytest.approx(1.0)
+    assert ens.selection_log_ == [(0, 1.0, pytest.approx(1.0))]
+
+    def boom(*a, **k):
+        raise AssertionError("a member with weight 0 was scored")
+
+    noise.score_indices = boom
+    users = train.users.to_idx(np.array(["u0", "u1"], dtype=object))
+    np.testing.assert_allclose(ens.score_indices(users), ens._combine(
+        [ens._member_scores(good, users)], np.array([1.0])).astype(np.float32))
+
+
+def _complementary(train: Dataset) -> tuple[_Fixed, _Fixed]:
+    """A ranks u0's valid item (b) first but not u1's (d); B the other way round. Alone each
+    ranks one valid item first and the other second; z-scored and mixed half and half both valid items come first (b: 0.745 vs
+    a: 0.56 for u0; d: 0.745 vs c: 0.56 for u1, hand-computed over the 4 unseen items)."""
+    a = _fixed(train, [[0, 5, 0, 0, 0], [0, 0, 5, 1, 0]])
+    b = _fixed(train, [[5, 1, 0, 0, 0], [0, 0, 0, 5, 0]])
+    return a, b
+
+
+def test_forward_selection_adds_a_complementary_member():
+    train, valid, _ = _data()
+    a, b = _complementary(train)
+    ens = Ensemble.from_models([a, b], weight_grid=4).fit_weights(valid, train)
+    assert ens.valid_metric_ == pytest.approx(1.0)
+    assert (ens.weights_ > 0).all() and ens.weights_.sum() == pytest.approx(1.0)
+    assert [m for m, _, _ in ens.selection_log_] == [0, 1]
+    # NDCG@10 of A alone: u0's item at rank 1, u1's at rank 2
+    assert ens.selection_log_[0][2] == pytest.approx((1 + 1 / np.log2(3)) / 2)
+    # a gain threshold above the +100% measured keeps the first member alone
+    alone = Ensemble.from_models([a, b], weight_grid=4, min_gain=1.5).fit_weights(valid, train)
+    np.testing.assert_allclose(alone.weights_, [1.0, 0.0])
+    # the full simplex search finds the same optimum without choosing members
+    grid = Ensemble.from_models([a, b], weight_grid=4, selection="all").fit_weights(valid, train)
+    assert grid.valid_metric_ == pytest.approx(1.0)

@@ -2,8 +2,14 @@
 
 Methods:
 - ``weighted``: per-user normalised scores (z-score, min-max or rank) summed with weights;
-  weights given, or learned on the validation split (grid over the simplex / coordinate ascent
-  on the validation metric) — never on test.
+  weights given, or learned on the validation split — never on test. By default
+  (``selection="forward"``) members are *chosen* too: the ensemble starts from the member best
+  on validation and adds, one at a time, the member (and mixing weight) that raises the
+  validation metric most, only while the relative gain is at least ``min_gain``; a member
+  never chosen gets weight 0 and is not scored. A small validation gain is mostly noise on a
+  dataset the size of ml-100k (EASE + ItemKNN: +0.6% on valid, -2% on test), so the default
+  threshold (2%) keeps the best member alone rather than fuse on noise. ``selection="all"``
+  searches a grid over the simplex of every member's weight instead.
 - ``rrf``: reciprocal-rank fusion, Σ_m w_m / (rrf_k + rank_m(i)), ranks after masking the
   training items, so ranks are positions in each member's recommendable list.
 - ``stacked``: a logistic-regression stacker over the members' normalised scores, fitted on
@@ -54,6 +60,11 @@ class EnsembleConfig(ModelConfig):
     """Fixed member weights; None = learn on the validation split (equal weights without one)."""
     rrf_k: float = Field(60.0, gt=0)
     """RRF constant k."""
+    selection: Literal["forward", "all"] = "forward"
+    """How weights are learned on validation: greedy forward selection of members (weight 0 for
+    the rest), or a grid over the simplex of all members' weights."""
+    min_gain: float = Field(0.02, ge=0)
+    """``forward``: smallest relative validation gain (0.02 = 2%) for which a member joins."""
     weight_grid: int = Field(10, ge=2, le=50)
     """Grid resolution over the weight simplex when learning weights (steps per unit)."""
     tune_metric: str = "ndcg@10"
@@ -167,6 +178,11 @@ class Ensemble(Recommender):
         ev = Evaluator(metrics=(metric,), ks=(k,))
         exclude = (train,) if train is not None else (self.seen_,)
         cache = _MemberScoreCache(self, valid, exclude)
+        if c.selection == "forward":
+            self.weights_, self.valid_metric_, self.selection_log_ = _forward_selection(
+                cache, ev, f"{metric}@{k}", len(self.members_), c.weight_grid, c.min_gain
+            )
+            return self
         best, best_w = -1.0, self.weights_
         for w in _simplex(len(self.members_), c.weight_grid):
             val = cache.evaluate(ev, np.asarray(w), f"{metric}@{k}")
@@ -243,7 +259,10 @@ class Ensemble(Recommender):
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         self._require_fitted()
         rows = np.asarray(user_idx, dtype=np.int64)
-        out = self._combine([self._member_scores(m, rows) for m in self.members_], self.weights_)
+        use = [j for j, w in enumerate(self.weights_) if w != 0] or list(range(len(self.members_)))
+        out = self._combine(
+            [self._member_scores(self.members_[j], rows) for j in use], self.weights_[use]
+        )
         out = out if item_idx is None else out[:, np.asarray(item_idx)]
         return out.astype(np.float32)
 
@@ -292,6 +311,30 @@ class _MemberScoreCache:
                 return full[rows]
 
         return ev.evaluate(_S, self.valid, exclude=self.exclude).metrics[key]
+
+
+def _forward_selection(
+    cache: _MemberScoreCache, ev: Any, key: str, n: int, steps: int, min_gain: float
+) -> tuple[np.ndarray, float, list[tuple[int, float, float]]]:
+    """Greedy forward selection on validation: (weights, metric, [(member, mix, metric)])."""
+    singles = [cache.evaluate(ev, np.eye(n)[j], key) for j in range(n)]
+    first = int(np.argmax(singles))
+    w = np.eye(n)[first]
+    best = singles[first]
+    log = [(first, 1.0, best)]
+    mixes = [a / steps for a in range(1, steps)]
+    while True:
+        cand = None
+        for j in np.flatnonzero(w == 0):
+            for a in mixes:
+                trial = (1 - a) * w + a * np.eye(n)[j]
+                val = cache.evaluate(ev, trial, key)
+                if cand is None or val > cand[2] + 1e-12:
+                    cand = (int(j), a, val, trial)
+        if cand is None or cand[2] < best * (1 + min_gain):
+            return w, best, log
+        w, best = cand[3], cand[2]
+        log.append((cand[0], cand[1], best))
 
 
 def _simplex(n: int, steps: int):
