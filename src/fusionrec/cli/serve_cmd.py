@@ -28,10 +28,19 @@ def register(app: typer.Typer) -> None:
             "--dataset",
             help="Dataset name or folder giving titles/genres when the model has no catalog.",
         ),
-        log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+        log_level: str = typer.Option(
+            "info", "--log-level", help="Log level of the service and of uvicorn (debug, info, warning, error)."
+        ),
     ) -> None:
         """Serve a model over HTTP (settings also from FUSIONREC_* environment variables)."""
+        import logging
+
         import uvicorn
+
+        level = logging.getLevelName(log_level.upper())
+        if not isinstance(level, int):
+            raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+        logging.getLogger("fusionrec").setLevel(level)  # the service's own lines follow it too
 
         from fusionrec.errors import ConfigError
         from fusionrec.serving import create_app
