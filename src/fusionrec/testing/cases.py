@@ -111,6 +111,14 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     # graph, sequential
     ConformanceCase("lightgcn", {"epochs": 3, "batch_size": 64, "embedding_dim": 8}),
     ConformanceCase("sasrec", {**_SEQ, "epochs": 3, "batch_size": 8}),
+    ConformanceCase(
+        "gru4rec",
+        {"embedding_dim": 16, "hidden_size": 16, "max_len": 5, "epochs": 5, "batch_size": 8, "lr": 0.01},
+    ),
+    ConformanceCase(
+        "caser",
+        {"embedding_dim": 16, "window": 3, "n_h": 4, "max_len": 5, "epochs": 5, "batch_size": 8, "lr": 0.01},
+    ),
     # knowledge graph / multimodal
     # the cold-item signal needs a trained model: 10 epochs at a high lr (0.6 s)
     ConformanceCase("cke", _KG, label="kg", overrides={"cold_item_signal": _TRAINED}),
@@ -121,6 +129,9 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
         overrides={"cold_item_signal": _TRAINED},
     ),
     ConformanceCase("kgat", {**_KG, "hidden_dims": [8, 4]}),
+    ConformanceCase(
+        "joint", {**_KG, "batch_size": 32}, data="toy_text", overrides={"cold_item_signal": _TRAINED}
+    ),
     ConformanceCase("mm_mf", {**_MF, "modalities": ["image"], "fusion": "gate"}),
     # text
     ConformanceCase("lm_ease", {"reg_weight": 5.0}, data="toy_text"),

@@ -1,0 +1,317 @@
+"""``joint``: one model over interactions X, user features Y, item text Z and the KG W.
+
+The documents' first formula, trained end to end on the shared Trainer::
+
+    L = L_rec(X) + a·L_user(Y) + b·L_text(Z) + c·L_kg(W) + λ·reg
+
+- user vector  u = ID embedding + f_Y(user features)      (``FeatureEncoder``, fields averaged)
+- item vector  v = ID embedding + entity(W) + P·text(Z)   (``TextFeatureBank``: frozen cached
+  embeddings, or the language model fine-tuned with LoRA / top-N / all weights; ``P`` a linear map)
+- ``rec``:  BPR of ⟨u, v_pos⟩ over ⟨u, v_neg⟩ (one uniform warm negative per positive);
+- ``user``: the same BPR with the user's *feature* vector alone (Y must rank by itself);
+- ``text``: the same BPR with the items' *projected text* alone (Z must rank by itself, which is
+  also what trains the language model's adapters towards the task);
+- ``kg``:   TransR (softplus) over true vs corrupted triples of W, sharing the entity table
+  with the items (as CKE);
+- ``reg``:  L2 of the batch's user and item vectors without their entity part.
+
+Each term is returned already weighted, so the Trainer logs ``loss_rec``, ``loss_user``,
+``loss_text``, ``loss_kg`` and ``loss_reg``. ``sources`` removes a source from the model
+altogether (the ablation); a term's weight 0 keeps the source in the score but drops its
+auxiliary loss. Items without training interactions have their ID part masked (scored from
+text + entity), so the model ranks cold items through Z and W.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import ConfigError
+from fusionrec.models.base import Capabilities
+from fusionrec.models.kg.kge import JointConfig, kg_triples
+from fusionrec.models.registry import register
+from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin, text_stats
+from fusionrec.models.torch_base import TorchRecommender
+from fusionrec.nn.features import FeatureEncoder, FeatureTables
+from fusionrec.nn.kg import corrupt_triples, kg_pair_loss, transr_pair_energies
+from fusionrec.nn.losses import bpr_loss
+
+__all__ = ["JointRec", "JointRecConfig", "SOURCES"]
+
+Source = Literal["user", "text", "kg"]
+SOURCES: tuple[str, ...] = ("user", "text", "kg")
+
+
+class JointRecConfig(JointConfig, LMTextConfig):
+    """Joint X/Y/Z/W model. Training recipe = ``cke``'s (BPR: xavier init, Adam 5e-3, batches of
+    4096, L2 2e-2, early stopping on valid NDCG@10 with patience 10)."""
+
+    LOSS_TERMS: ClassVar[tuple[str, ...]] = ("rec", "user", "text", "kg", "reg")
+    DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {
+        "rec": 1.0,
+        "user": 0.1,
+        "text": 0.1,
+        "kg": 1.0,
+        "reg": 2e-2,
+    }
+
+    sources: list[Source] = Field(default_factory=lambda: ["user", "text", "kg"])
+    """Side sources in the model: any of user (Y), text (Z), kg (W); [] = BPR-MF on IDs."""
+    embedding_dim: int = Field(64, ge=1)
+    """Width of user and item vectors (and of the KG entity vectors)."""
+    rel_dim: int = Field(64, ge=1)
+    """TransR relation-space dimension."""
+    user_feature_columns: list[str] | None = None
+    """User feature columns (None = all of the dataset's)."""
+    kg_batch_size: int | None = Field(None, ge=1)
+    """KG triples per recommendation batch (default: ``batch_size``)."""
+    epochs: int = Field(200, ge=1)
+    """Maximum number of passes over the training interactions."""
+    batch_size: int = Field(4096, ge=1)
+    """Interactions per optimisation step."""
+    lr: float = Field(5e-3, gt=0)
+    """Learning rate (the language model's trainable weights use ``encoder_lr``)."""
+
+
+class _JointModule(nn.Module):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        c: JointRecConfig,
+        warm: np.ndarray,
+        user_tables: FeatureTables | None,
+        bank: nn.Module | None,
+        text_mean: torch.Tensor | None,
+        item_entity: np.ndarray | None,
+        kg_sizes: tuple[int, int],
+    ) -> None:
+        super().__init__()
+        d = c.embedding_dim
+        self.c = c
+        self.user = nn.Embedding(n_users, d)
+        self.item = nn.Embedding(n_items, d)
+        self.register_buffer("warm", torch.as_tensor(np.asarray(warm, dtype=bool)), persistent=False)
+        self.user_feats = FeatureEncoder(user_tables, d) if user_tables is not None else None
+        self.bank = bank
+        if bank is not None:
+            self.text_proj = nn.Linear(bank.dim, d, bias=False)
+            self.register_buffer("text_mean", text_mean if text_mean is not None else torch.zeros(bank.dim))
+        self.has_kg = item_entity is not None
+        if self.has_kg:
+            n_ent, n_rel = kg_sizes
+            self.entity = nn.Embedding(n_ent + 1, d)  # row n_ent: the default of unlinked items
+            self.relation = nn.Embedding(max(n_rel, 1), c.rel_dim)
+            self.proj = nn.Parameter(torch.empty(max(n_rel, 1), d, c.rel_dim))
+            ie = np.where(item_entity >= 0, item_entity, n_ent)
+            self.register_buffer("item_entity", torch.from_numpy(ie.astype(np.int64)), persistent=False)
+        self.weights: dict[str, float] = c.weights_at(1)
+        self._cache: torch.Tensor | None = None
+
+    def train(self, mode: bool = True) -> _JointModule:
+        self._cache = None
+        return super().train(mode)
+
+    # ----------------------------------------------------------------- towers
+    def feature_user(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user_feats.fields(users).mean(1)
+
+    def user_vecs(self, users: torch.Tensor) -> torch.Tensor:
+        u = self.user(users)
+        return u + self.feature_user(users) if self.user_feats is not None else u
+
+    def text_items(self, items: torch.Tensor) -> torch.Tensor:
+        return self.text_proj(self.bank(items) - self.text_mean)
+
+    def item_parts(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(ID part masked for cold items, text part or None, entity part or None)."""
+        ids = self.item(items) * self.warm[items].unsqueeze(-1).to(self.item.weight.dtype)
+        txt = self.text_items(items) if self.bank is not None else None
+        ent = self.entity(self.item_entity[items]) if self.has_kg else None
+        return ids, txt, ent
+
+    def item_vecs(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        full = items is None
+        if full and not self.training and self._cache is not None:
+            return self._cache
+        if full:
+            items = torch.arange(self.item.num_embeddings, device=self.item.weight.device)
+        ids, txt, ent = self.item_parts(items)
+        v = ids + (txt if txt is not None else 0) + (ent if ent is not None else 0)
+        if full and not self.training:
+            self._cache = v
+        return v
+
+    def score(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        return self.user_vecs(users) @ self.item_vecs(items).T
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        w = self.weights
+        users, i, j = batch["user"], batch["pos"], batch["neg"]
+        n = len(i)
+        uid = self.user(users)
+        uf = self.feature_user(users) if self.user_feats is not None else None
+        u = uid + uf if uf is not None else uid
+        ids, txt, ent = self.item_parts(torch.cat([i, j]))
+        v = ids + (txt if txt is not None else 0) + (ent if ent is not None else 0)
+        out = {"rec": w.get("rec", 1.0) * bpr_loss((u * v[:n]).sum(-1), (u * v[n:]).sum(-1))}
+        if uf is not None and w.get("user", 0) > 0:
+            out["user"] = w["user"] * bpr_loss((uf * v[:n]).sum(-1), (uf * v[n:]).sum(-1))
+        if txt is not None and w.get("text", 0) > 0:
+            out["text"] = w["text"] * bpr_loss((u * txt[:n]).sum(-1), (u * txt[n:]).sum(-1))
+        if self.has_kg and w.get("kg", 0) > 0 and "h" in batch:
+            pos, neg = transr_pair_energies(self.entity, batch, self.relation.weight, self.proj)
+            out["kg"] = w["kg"] * kg_pair_loss(pos, neg, "softplus", 1.0)
+        if w.get("reg", 0) > 0:
+            rv = ids + (txt if txt is not None else 0)
+            out["reg"] = w["reg"] * 0.5 * (u.pow(2).sum() + rv.pow(2).sum()) / n
+        return out
+
+    def param_groups(self, lr: float) -> list[dict]:
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+        if self.bank is not None:
+            groups += self.bank.param_groups(self.c.encoder_lr)
+        return groups
+
+
+@register("joint")
+class JointRec(TextModelMixin, TorchRecommender):
+    """One model over IDs, user features, (fine-tuned) item text and the KG (TransR) under one
+    weighted objective; each term logged."""
+
+    Config: ClassVar[type[JointRecConfig]] = JointRecConfig
+    capabilities = Capabilities(cold_start_items=True)
+    config: JointRecConfig
+
+    def check_dataset(self, dataset: Dataset) -> None:
+        if dataset.n_interactions == 0:
+            raise ConfigError(f"dataset {dataset.name!r} has no interactions to fit on")
+        s = set(self.config.sources)
+        if "user" in s and dataset.user_features is None:
+            raise ConfigError(
+                f"model 'joint': sources include 'user' but dataset {dataset.name!r} has no user features"
+            )
+        if "kg" in s and dataset.kg is None:
+            raise ConfigError(
+                f"model 'joint': sources include 'kg' but dataset {dataset.name!r} has no knowledge graph"
+            )
+        if "text" in s and not dataset.text_fields and self.config.text_embedding not in dataset.item_embeddings:
+            raise ConfigError(
+                f"model 'joint': sources include 'text' but dataset {dataset.name!r} has no item text fields"
+            )
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
+        s = set(self.config.sources)
+        self.warm_ = (dataset.item_popularity() > 0).astype(np.uint8)
+        self._warm_items = np.flatnonzero(self.warm_).astype(np.int64)
+        coo = dataset.matrix("csr").tocoo()
+        self._pairs = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+        self._epoch = 0
+        self.user_tables_ = (
+            FeatureTables.from_dataset(dataset, "user", self.config.user_feature_columns)
+            if "user" in s
+            else None
+        )
+        if "text" in s:
+            self._prepare_text(dataset)
+        if "kg" in s:
+            kg = dataset.kg
+            self.item_entity_ = np.asarray(kg.item_entity, dtype=np.int64).copy()
+            self.kg_sizes_ = np.array([len(kg.entities), len(kg.relations)], dtype=np.int64)
+            self._triples = kg_triples(kg)
+
+    def build_module(self) -> nn.Module:
+        s = set(self.config.sources)
+        bank, mean = None, None
+        if "text" in s:
+            bank = self._text_bank()
+            stats = text_stats(getattr(self, "text_init_", None), True)
+            mean = stats[0] if stats is not None else None
+        kg = "kg" in s
+        return _JointModule(
+            self.n_users,
+            self.n_items,
+            self.config,
+            self.warm_,
+            self.user_tables_,
+            bank,
+            mean,
+            self.item_entity_ if kg else None,
+            (int(self.kg_sizes_[0]), int(self.kg_sizes_[1])) if kg else (0, 0),
+        )
+
+    def _init_std(self) -> float:
+        return 0.0  # xavier-normal, as bpr / cke
+
+    # -------------------------------------------------------------- training
+    def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        self._start_epoch_text()
+        self._epoch += 1
+        self.module_.weights = self.config.weights_at(self._epoch)
+        pairs = self._pairs[rng.permutation(len(self._pairs))]
+        bs = self.config.batch_size
+        kg = "kg" in self.config.sources and len(getattr(self, "_triples", ())) > 0
+        for s in range(0, len(pairs), bs):
+            b = pairs[s : s + bs]
+            arrays = {
+                "user": b[:, 0],
+                "pos": b[:, 1],
+                "neg": self._warm_items[rng.integers(0, len(self._warm_items), size=len(b))],
+            }
+            if kg and self.module_.weights.get("kg", 0) > 0:
+                m = self.config.kg_batch_size or len(b)
+                t = self._triples[rng.integers(0, len(self._triples), size=m)]
+                hn, tn = corrupt_triples(t[:, 0], t[:, 2], int(self.kg_sizes_[0]), rng)
+                arrays |= {"h": t[:, 0], "r": t[:, 1], "t": t[:, 2], "h_neg": hn, "t_neg": tn}
+            yield {
+                k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device_) for k, v in arrays.items()
+            } | {"n_samples": len(b)}
+
+    # --------------------------------------------------------------- scoring
+    def score_tensor(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        return self.module_.score(users, items)
+
+    @torch.no_grad()
+    def item_vectors(self) -> np.ndarray:
+        return self.module_.eval().item_vecs().float().cpu().numpy()
+
+    # ----------------------------------------------------------- persistence
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        s = set(self.config.sources)
+        out: dict[str, np.ndarray] = {"warm": self.warm_}
+        if "user" in s:
+            out |= self.user_tables_.to_state("ut.")
+        if "text" in s:
+            out |= self._text_extra_state()
+        if "kg" in s:
+            out |= {"item_entity": self.item_entity_, "kg_sizes": self.kg_sizes_}
+        return out
+
+    def _load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        s = set(self.config.sources)
+        self.warm_ = state["warm"]
+        self.user_tables_ = (
+            FeatureTables.from_state({k: v for k, v in state.items() if k.startswith("ut.")}, "ut.")
+            if "user" in s
+            else None
+        )
+        if "text" in s:
+            self._text_load_extra_state(state)
+        if "kg" in s:
+            self.item_entity_ = state["item_entity"]
+            self.kg_sizes_ = state["kg_sizes"]
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._set_state(state)
+        if "text" in self.config.sources:
+            self._text_after_load()
+
