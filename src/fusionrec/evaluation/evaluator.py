@@ -126,7 +126,7 @@ class Evaluator:
         seed: int = 0,
         diversity_features: str | None = None,
         protocol: str = "full",
-        max_batch_mib: float = 256.0,
+        max_batch_mib: float = 64.0,
     ) -> None:
         self.metrics = tuple(validate_metric_names(metrics))
         if not ks or min(ks) < 1:
