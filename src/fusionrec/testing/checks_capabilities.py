@@ -37,7 +37,7 @@ MIN_COLD_VS_COLD = 0.75
 #: (0.5 = chance; "every cold item below every warm one" gives 0)
 MIN_COLD_VS_WARM = 0.5
 #: least mean AUC of a group history's own-group items against the other group's
-MIN_HISTORY_AUC = 0.75
+MIN_HISTORY_AUC = 0.6
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:

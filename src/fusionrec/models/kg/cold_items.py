@@ -38,8 +38,9 @@ __all__ = [
 COLD_NEIGHBOURS = 50
 #: softmax temperature over the neighbours' profile cosines
 COLD_TEMPERATURE = 0.1
-#: read-out weights tried on validation (1 without a validation set)
-COLD_WEIGHT_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+#: read-out weights tried on validation (1 without a validation set; 0 = no read-out, so a
+#: split whose few cold items do not help on valid, e.g. RS, keeps the warm ranking intact)
+COLD_WEIGHT_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 def kg_item_profiles(kg: KnowledgeGraph, n_items: int) -> sp.csr_matrix:
