@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from fusionrec.data.dataset import Dataset
+from fusionrec.errors import ModelStateError
 from fusionrec.models.base import Recommender
 from fusionrec.training.config import TrainConfig
 from fusionrec.training.options import FitOptions, fit_options
@@ -110,10 +111,15 @@ class TorchRecommender(Recommender):
         run_dir: str | Path | None = None,
         resume: bool | None = None,
         callbacks: Iterable[Callable[[int, dict], None]] | None = None,
+        init_from: str | Path | None = None,
     ) -> TorchRecommender:
         """Learn from ``dataset`` (``valid`` for early stopping) under ``options`` (see
         :class:`~fusionrec.training.FitOptions`). The ``run_dir``/``resume``/``callbacks``
-        keywords of earlier releases still work: they are folded into ``options``. Returns self."""
+        keywords of earlier releases still work: they are folded into ``options``.
+        ``init_from``: a saved folder of the same model class to warm-start from (users and
+        items matched by external id, new ones initialised as in a fresh fit; see
+        :mod:`fusionrec.models.warm_start`). Returns self."""
+        self._init_from = None if init_from is None else Path(init_from)
         changes: dict[str, Any] = {}
         if run_dir is not None:
             changes["run_dir"] = run_dir
@@ -132,6 +138,8 @@ class TorchRecommender(Recommender):
         self._prepare(dataset, np.random.default_rng(seed))
         self.module_ = self.build_module()
         init_parameters(self.module_, gen, std=self._init_std())
+        if getattr(self, "_init_from", None) is not None:
+            self.warm_start_ = self._warm_start(self._init_from)
         self.module_.to(self.device_)
         # Dropout and other torch randomness draw from the global generator: fork it so the
         # caller's RNG state is untouched, and seed the fork for a reproducible fit.
@@ -143,6 +151,32 @@ class TorchRecommender(Recommender):
 
     def _init_std(self) -> float:
         return 0.0
+
+    def _warm_start_tables(self) -> dict[str, Any]:
+        """Which module parameters are indexed by users/items (name -> ``IdTable``); the
+        default guesses from shapes and names (``warm_start.id_tables``)."""
+        from fusionrec.models.warm_start import id_tables
+
+        return id_tables(self.module_.state_dict(), self.n_users, self.n_items)
+
+    def _warm_start(self, path: Path) -> Any:
+        """Copy a saved model's weights into the fresh module (ids mapped by external id)."""
+        from fusionrec.models.base import load_model
+        from fusionrec.models.warm_start import warm_start_module
+
+        source = load_model(path, device="cpu")
+        if type(source) is not type(self):
+            raise ModelStateError(
+                f"init_from={path}: holds a {source.name!r} model; warm start needs a saved {self.name!r}"
+            )
+        return warm_start_module(
+            self.module_,
+            source.module_,
+            self._warm_start_tables(),
+            {"user": source.users_, "item": source.items_},
+            {"user": self.users_, "item": self.items_},
+            source_name=path,
+        )
 
     @torch.no_grad()
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from fusionrec.models.base import Capabilities
@@ -41,6 +41,12 @@ class CaserConfig(NextItemConfig):
     dropout: float = Field(0.4, ge=0, lt=1)
     """Dropout on the input embeddings and the convolution features."""
 
+    @model_validator(mode="after")
+    def _has_filters(self) -> CaserConfig:
+        if self.n_v == 0 and self.n_h == 0:
+            raise ValueError("Caser needs n_v > 0 or n_h > 0 filters")
+        return self
+
 
 def position_windows(x: torch.Tensor, window: int) -> torch.Tensor:
     """(B, T, d) -> (B, T, window, d): at position t the items t-window+1..t (zeros before 0)."""
@@ -53,8 +59,6 @@ class CaserModule(NextItemModule):
 
     def __init__(self, n_items: int, c: CaserConfig) -> None:
         super().__init__(n_items, c)
-        if c.n_v == 0 and c.n_h == 0:
-            raise ValueError("Caser needs n_v > 0 or n_h > 0 filters")
         d, big_l = c.embedding_dim, c.window
         self.window = big_l
         self.vertical = nn.Parameter(torch.empty(c.n_v, big_l)) if c.n_v else None
