@@ -2,8 +2,8 @@
 
 :class:`TextFeatureBank` holds one text embedding per item in a buffer (``memory``, taken from
 the embedding cache). With ``finetune="frozen"`` that is all it is. With ``"top_n"`` (the top
-N transformer layers unfrozen) or ``"lora"`` (``peft`` LoRA adapters on the attention
-projections), it also holds the text encoder: while training, up to ``live_items`` distinct
+N transformer layers unfrozen), ``"lora"`` (``peft`` LoRA adapters on the attention
+projections) or ``"full"`` (every weight of the language model), it also holds the text encoder: while training, up to ``live_items`` distinct
 items of each batch are re-embedded with gradients and written back to ``memory`` (the other
 items use their last embedding, refreshed by ``refresh()``), so one step costs a bounded
 number of encoder passes whatever the batch size.
@@ -30,7 +30,7 @@ from fusionrec.errors import ConfigError
 
 __all__ = ["TextFeatureBank", "apply_finetune", "transformer_layers", "FinetuneMode"]
 
-FinetuneMode = Literal["frozen", "top_n", "lora"]
+FinetuneMode = Literal["frozen", "top_n", "lora", "full"]
 
 
 def transformer_layers(backbone: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -69,13 +69,18 @@ def apply_finetune(
     embeddings included, stays frozen). ``lora``: wraps the transformer with ``peft`` LoRA
     adapters (rank ``lora_r``) on ``lora_targets`` (default: peft's choice for the architecture,
     the attention query/value projections for BERT-like models); only the adapters train.
+    ``full``: every weight of the language model trains (embeddings included; the saved model
+    then carries the whole encoder).
     """
     backbone = encoder.backbone()
     for p in encoder.module.parameters():
         p.requires_grad_(False)
     if mode == "frozen":
         return []
-    if mode == "top_n":
+    if mode == "full":
+        for p in encoder.module.parameters():
+            p.requires_grad_(True)
+    elif mode == "top_n":
         _, layers = transformer_layers(backbone)
         if not 1 <= top_n <= len(layers):
             raise ConfigError(f"encoder_top_n={top_n} but the encoder has {len(layers)} layers")
@@ -98,7 +103,7 @@ def apply_finetune(
                 f"LoRA cannot wrap text model {encoder.name!r}: {e}; set lora_targets"
             ) from None
     else:
-        raise ConfigError(f"unknown encoder_finetune {mode!r}; choose frozen, top_n or lora")
+        raise ConfigError(f"unknown encoder_finetune {mode!r}; choose frozen, top_n, lora or full")
     return [n for n, p in encoder.module.named_parameters() if p.requires_grad]
 
 

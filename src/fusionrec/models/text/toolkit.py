@@ -193,8 +193,8 @@ class LMTextConfig(TrainConfig):
     """Use this precomputed ``dataset.item_embeddings`` matrix when present (else encode)."""
     encode_batch_size: int = Field(64, ge=1)
     """Texts per encoder pass when encoding items."""
-    encoder_finetune: Literal["frozen", "top_n", "lora"] = "frozen"
-    """Language-model training: frozen (cached embeddings), top_n layers unfrozen, or LoRA adapters."""
+    encoder_finetune: Literal["frozen", "top_n", "lora", "full"] = "frozen"
+    """Language-model training: frozen (cached embeddings), top_n layers unfrozen, LoRA adapters, or full (all weights)."""
     encoder_top_n: int = Field(1, ge=1)
     """Transformer layers unfrozen from the top when encoder_finetune='top_n'."""
     encoder_lr: float = Field(2e-5, gt=0)
