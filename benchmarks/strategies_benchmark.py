@@ -4,7 +4,9 @@ Prints, side by side in one run: ensemble vs its members; KD student vs teacher 
 alone (NDCG@10, parameters, scoring ms/user); multi-task RMSE + NDCG@10 vs single-task;
 curriculum vs uniform negatives at equal epochs; SASRec vs SASRec + sequence augmentation +
 contrastive loss (CL4SRec-style) at equal epochs on the leave-one-out protocol (``sasrec``
-section: its NDCG@10 is on the loo test split, not the RS one). Run:
+section: its NDCG@10 is on the loo test split, not the RS one); ``select``: the ensemble's
+default member/weight selection on validation over a pool of members, per split seed
+(``--seeds 2020,1,2``), against each member on test. Run:
 ``python benchmarks/strategies_benchmark.py`` (``--quick`` for fewer epochs, ``--only sasrec``
 for one section). Not a test: it never fails on speed.
 """
@@ -36,13 +38,67 @@ def _ms_per_user(model, n_users: int) -> float:
     return 1000 * (time.perf_counter() - t) / len(users)
 
 
+SELECT_POOL: tuple[tuple[str, dict], ...] = (
+    ("ease", {}),
+    ("lm_ease", {}),
+    ("itemknn", {}),
+    ("bpr", {}),
+    ("lightgcn", {}),
+)
+SELECT_SETS: tuple[tuple[str, ...], ...] = (
+    ("ease", "itemknn"),  # the ensemble's default members
+    ("ease", "lightgcn"),
+    ("ease", "bpr", "lightgcn"),
+    ("lm_ease", "lightgcn"),
+    ("ease", "lm_ease", "itemknn", "bpr", "lightgcn"),
+)
+
+
+def _select_section(seeds: list[int]) -> None:
+    """Members fitted once per split seed (train, valid for early stopping); each ensemble in
+    SELECT_SETS then chooses members and weights on valid (the default forward selection);
+    every figure printed is test NDCG@10 except ``valid``."""
+    from fusionrec.models.registry import get_model
+
+    ds = load_dataset("ml-100k")
+    ev = Evaluator(ks=(10,), metrics=("ndcg",))
+    for seed in seeds:
+        sp = prepare(DataConfig(name=ds.name, protocol="rs"), seed, ds).split
+        fitted = {}
+        for name, params in SELECT_POOL:
+            t = time.perf_counter()
+            fitted[name] = get_model(name)(**params).fit(sp.train, sp.valid, seed=seed)
+            print(json.dumps({
+                "section": "select", "seed": seed, "model": name,
+                "valid": round(ev.evaluate_split(fitted[name], sp, "valid")["ndcg@10"], 4),
+                "ndcg@10": round(ev.evaluate_split(fitted[name], sp)["ndcg@10"], 4),
+                "fit_s": round(time.perf_counter() - t, 1),
+            }), flush=True)
+        for names in SELECT_SETS:
+            e = Ensemble.from_models([fitted[n] for n in names]).fit_weights(
+                sp.valid, sp.train, seed=seed
+            )
+            print(json.dumps({
+                "section": "select", "seed": seed, "model": f"ensemble({'+'.join(names)})",
+                "chosen": {n: round(float(w), 2) for n, w in zip(names, e.weights_, strict=True) if w},
+                "valid": round(e.valid_metric_, 4),
+                "ndcg@10": round(ev.evaluate_split(e, sp)["ndcg@10"], 4),
+            }), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer epochs")
     ap.add_argument("--only", default="ensemble,kd,multitask,curriculum,sasrec")
     ap.add_argument("--sasrec-epochs", type=int, default=None, help="epochs of both SASRec runs")
+    ap.add_argument("--seeds", default="2020", help="split seeds of the select section")
     args = ap.parse_args()
     parts = set(args.only.split(","))
+    if "select" in parts:
+        _select_section([int(x) for x in args.seeds.split(",")])
+        parts.discard("select")
+        if not parts:
+            return
     ep = 15 if args.quick else 40
     ds = load_dataset("ml-100k")
     prepared = prepare(DataConfig(name=ds.name, protocol="rs"), 2020, ds)

@@ -1,9 +1,14 @@
-"""Knowledge distillation: a small MF student learns from a fitted teacher's scores.
+"""Knowledge distillation: a student model learns from a fitted teacher's scores.
 
-The student is a matrix-factorisation model (user/item embeddings of size ``embedding_dim``,
-dot-product score) trained by the shared Trainer with
+The student is by default a matrix-factorisation model (user/item embeddings of size
+``embedding_dim``, dot-product score) trained by the shared Trainer with
 
     loss = (1 - λ) · BPR(ground truth) + λ · distillation loss
+
+or, with ``student`` (a registered model name and params), any torch model trained by the
+shared Trainer — ``bpr``, ``two_tower``, ``sasrec``, ``lightgcn``, ...: its own loss takes the
+place of BPR (``models/composite/kd_student.py``); the distilled folder holds the student as a
+nested model folder and scores with it.
 
 - ``distill_loss="softmax_kl"``: per user, a candidate set = the teacher's top-``teacher_topk``
   unseen items plus ``n_sampled`` uniformly drawn items; KL(softmax(t/T) ‖ softmax(s/T)) · T²
@@ -31,16 +36,26 @@ from pydantic import Field, model_validator
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
-from fusionrec.errors import ConfigError
+from fusionrec.errors import ConfigError, ModelStateError
 from fusionrec.models.base import Capabilities, Recommender, load_model
 from fusionrec.models.composite.ensemble import MemberSpec, normalise_scores
+from fusionrec.models.composite.kd_student import kd_candidates, kd_loss
+from fusionrec.models.folder import member_folder, nested_load
 from fusionrec.models.registry import get_model, register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.ranking import mask_seen, topk
 from fusionrec.training.config import TrainConfig
 from fusionrec.training.curriculum import CurriculumConfig, CurriculumNegativeSampler
 
-__all__ = ["Distilled", "DistillConfig", "distill", "parameter_count", "teacher_score_matrix"]
+__all__ = [
+    "Distilled",
+    "DistillConfig",
+    "distill",
+    "kd_candidates",
+    "kd_loss",
+    "parameter_count",
+    "teacher_score_matrix",
+]
 
 # dense teacher scores are kept during training only; refuse beyond this many cells
 _MAX_CELLS = 200_000_000
@@ -56,8 +71,13 @@ class DistillConfig(TrainConfig):
     """Teacher fitted on the same training data (ignored when a teacher is given in Python)."""
     teacher_path: str | None = None
     """Folder of a saved, fitted teacher model (alternative to ``teacher``)."""
+    student: MemberSpec | None = None
+    """Any registered torch model as the student (its own loss weighted 1-λ); None = the
+    built-in MF student of size ``embedding_dim``."""
+    kd_users: int = Field(256, ge=1)
+    """``student``: users drawn per batch for the distillation term."""
     embedding_dim: int = Field(8, ge=1)
-    """Dimension of the student's user and item embeddings (was ``embedding_size``)."""
+    """Dimension of the built-in MF student's user and item embeddings (was ``embedding_size``)."""
     lam: float = Field(0.5, ge=0, le=1)
     """λ: weight of the distillation loss; (1-λ) weights the ground-truth BPR loss."""
     temperature: float = Field(1.0, gt=0)
@@ -83,6 +103,8 @@ class DistillConfig(TrainConfig):
     def _one_teacher(self) -> DistillConfig:
         if self.teacher is not None and self.teacher_path is not None:
             raise ValueError("give either teacher or teacher_path, not both")
+        if self.student is not None and self.curriculum is not None:
+            raise ValueError("with a student, give the curriculum in the student's params")
         return self
 
 
@@ -141,23 +163,7 @@ class DistillModule(torch.nn.Module):
         cu = self.user(batch["kd_users"])  # (U, d)
         cand = batch["kd_items"]  # (U, C)
         s = torch.einsum("ud,ucd->uc", cu, self.item(cand))
-        if self.kind == "softmax_kl":
-            t = batch["kd_teacher"]  # (U, C), -inf = left out
-            ok = torch.isfinite(t)
-            T = self.temperature
-            neg_inf = torch.finfo(s.dtype).min
-            log_ps = F.log_softmax(torch.where(ok, s / T, neg_inf), dim=1)
-            log_pt = F.log_softmax(torch.where(ok, t / T, neg_inf), dim=1)
-            kl = (
-                torch.where(ok, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(s)).sum(1).mean()
-                * T
-                * T
-            )
-        else:
-            k = batch["kd_k"]
-            w = batch["kd_weight"]  # (K,)
-            sp_, sn = s[:, :k], s[:, k:]
-            kl = (-(F.logsigmoid(sp_ - sn)) * w).sum(1).mean()
+        kl = kd_loss(s, batch, self.kind, self.temperature)
         return {"gt": (1 - self.lam) * gt, "kd": self.lam * kl}
 
 
@@ -233,6 +239,10 @@ class Distilled(TorchRecommender):
         self._kd_sampler = NegativeSampler(m)
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        if self.config.student is not None:
+            self._fit_student(dataset, valid, seed)
+            return
+        self.student_ = None
         self._valid, self._seed = valid, seed
         try:
             super()._fit(dataset, valid, seed)
@@ -242,6 +252,65 @@ class Distilled(TorchRecommender):
             self._teacher = None
             self._sampler = self._kd_sampler = None
             del self._valid, self._seed
+
+    def _fit_student(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        from fusionrec.models.composite.kd_student import fit_student
+
+        c = self.config
+        teacher = self._resolve_teacher(dataset, valid, seed)
+        if teacher is None and c.lam > 0:
+            raise ConfigError(
+                "distillation needs a teacher: set teacher or teacher_path, or call with_teacher(model)"
+            )
+        m = dataset.matrix("csr")
+        if teacher is not None:
+            t_scores = teacher_score_matrix(teacher, m)
+            t_top = topk(t_scores, min(c.teacher_topk, dataset.n_items))[0]
+        else:
+            t_scores = np.zeros((dataset.n_users, dataset.n_items), np.float32)
+            t_top = np.zeros((dataset.n_users, 1), np.int64)
+        self._teacher = None
+        spec = c.student
+        student = get_model(spec.name)(**spec.params)
+        self.student_ = fit_student(
+            student, t_scores, t_top, c, dataset, valid, seed, self.fit_options_.nested()
+        )
+        self.members_ = [self.student_]
+        self.history_ = getattr(self.student_, "history_", None)
+        self.device_ = getattr(self.student_, "device_", None)
+        self.fitted_ = True
+
+    def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        st = getattr(self, "student_", None)
+        if st is not None:
+            return st.score_indices(user_idx, item_idx)
+        return super().score_indices(user_idx, item_idx)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        if getattr(self, "student_", None) is not None:
+            return {}
+        return super()._get_state()
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        if self.config.student is None:
+            super()._set_state(state)
+
+    def _save_files(self, folder) -> None:
+        if getattr(self, "student_", None) is not None:
+            self.student_.save(folder / "student")
+
+    def _load_files(self, folder) -> None:
+        self.student_ = None
+        spec = self.config.student
+        if spec is None:
+            return
+        with nested_load(folder):
+            path = member_folder(folder, "student")
+            st = load_model(path, self.fit_options_.device, cpu_threads=self.fit_options_.cpu_threads)
+        if type(st) is not get_model(spec.name):
+            raise ModelStateError(f"{path} holds a {st.name!r} model, the config names {spec.name!r}")
+        self.student_ = st
+        self.members_ = [st]
 
     def build_module(self) -> torch.nn.Module:
         c = self.config
@@ -266,22 +335,9 @@ class Distilled(TorchRecommender):
             batch = {"user": u_t[s : s + bs], "pos": i_t[s : s + bs], "neg": n_t[s : s + bs]}
             if kd:
                 uu = np.unique(users[s : s + bs])
-                top = self._t_top[uu, :k]
-                if c.distill_loss == "softmax_kl":
-                    extra = rng.integers(0, self.n_items, size=(len(uu), c.n_sampled))
-                    cand = np.concatenate([top, extra], 1)
-                    batch["kd_teacher"] = torch.from_numpy(self._t_scores[uu[:, None], cand]).to(
-                        dev
-                    )
-                else:
-                    cand = np.concatenate(
-                        [top, self._kd_sampler.sample(np.repeat(uu, 1), k, rng)], 1
-                    )
-                    w = 1.0 / np.arange(1, k + 1)
-                    batch["kd_weight"] = torch.from_numpy((w / w.sum()).astype(np.float32)).to(dev)
-                    batch["kd_k"] = k
-                batch["kd_users"] = torch.from_numpy(uu).to(dev)
-                batch["kd_items"] = torch.from_numpy(cand.astype(np.int64)).to(dev)
+                batch |= kd_candidates(
+                    uu, self._t_top, self._t_scores, k, c, self._kd_sampler, rng, dev
+                )
                 batch["n_samples"] = min(bs, len(users) - s)
             yield batch
 
@@ -290,9 +346,11 @@ class Distilled(TorchRecommender):
         it = self.module_.item.weight if items is None else self.module_.item.weight[items]
         return u @ it.T
 
-    def item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray | None:
         """The student's item embeddings (n_items, embedding_dim)."""
         self._require_fitted()
+        if getattr(self, "student_", None) is not None:
+            return self.student_.item_vectors()
         return self.module_.item.weight.detach().float().cpu().numpy()
 
 

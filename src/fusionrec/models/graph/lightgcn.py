@@ -124,6 +124,11 @@ class LightGCNModule(nn.Module):
         counts = torch.bincount(nodes, minlength=e0.shape[0]).to(torch.float32)
         return (counts * e0.float().pow(2).sum(1)).sum() / 2.0 / max(len(users), 1)
 
+    def train_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of ``users`` over all items with gradients (a distillation term's input)."""
+        emb = self.propagated()
+        return emb[users] @ emb[self.n_users :].T
+
     @torch.no_grad()
     def score(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         emb = self.propagated()
