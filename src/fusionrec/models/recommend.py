@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from fusionrec.errors import ConfigError, ModelStateError, UnknownIdError
+from fusionrec.models.foldin import fold_in_scores
 from fusionrec.ranking import mask_seen, topk
 from fusionrec.rerank.mmr import mmr
 
@@ -232,7 +233,9 @@ def recommend_batch(
         if exclude_seen:
             mask_seen(sc, ui, model.seen_)
         for r, n in enumerate(rows):
-            finish(n, sc[r], False, "model")
+            # embedding models: the feedback items move the user's vector (models/foldin.py)
+            folded = fold_in_scores(model, sc[r], extra[n]) if len(extra[n]) else None
+            finish(n, sc[r] if folded is None else folded, False, "model")
     for s in range(0, len(by_history), batch_size):
         rows = by_history[s : s + batch_size]
         hist = [np.union1d(_train_items(model, int(uidx[n])), extra[n]) for n in rows]
