@@ -102,3 +102,24 @@ def test_matrix_factorisation_warm_start(tmp_path):
     u_old = src.score(["u5"], ["i1", "i7"])
     u_new = warm.score(["u5"], ["i1", "i7"])
     np.testing.assert_allclose(u_old, u_new, atol=1e-5)
+
+
+def test_incremental_retrain_warm_starts_from_the_served_version(tmp_path):
+    from fusionrec.serving.events import EventStore
+    from fusionrec.serving.retrain import retrain
+
+    ds = cycle()
+    served = get_model("bpr")(embedding_dim=4, epochs=3, batch_size=64).fit(ds, seed=0)
+    served.save(tmp_path / "v1")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(url)
+    store.add("u0", "i5", "click")
+    store.add("brand-new", "i3", "click")
+    store.dispose()
+    model, folded, n = retrain(url, tmp_path / "v1", ds, tmp_path / "v2", warm_start=True, warm_epochs=1)
+    assert n == 2 and model.config.epochs == 1
+    assert model.warm_start_.matched == {"user": 40, "item": 12}
+    assert model.warm_start_.new == {"user": 1, "item": 0}
+    cold = retrain(url, tmp_path / "v1", ds, tmp_path / "v3", warm_start=False)[0]
+    assert cold.warm_start_ is None
+    assert cold.config.epochs == 3

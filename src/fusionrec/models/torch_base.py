@@ -138,6 +138,7 @@ class TorchRecommender(Recommender):
         self._prepare(dataset, np.random.default_rng(seed))
         self.module_ = self.build_module()
         init_parameters(self.module_, gen, std=self._init_std())
+        self.warm_start_ = None  # what init_from copied (a WarmStartReport), None = fresh fit
         if getattr(self, "_init_from", None) is not None:
             self.warm_start_ = self._warm_start(self._init_from)
         self.module_.to(self.device_)

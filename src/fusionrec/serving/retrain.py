@@ -105,10 +105,24 @@ def load_dataset_arg(name_or_path: str) -> Dataset:
 
 
 def retrain(
-    events_url: str, model_dir: str | Path, dataset: Dataset, output: str | Path, seed: int = 0
+    events_url: str,
+    model_dir: str | Path,
+    dataset: Dataset,
+    output: str | Path,
+    seed: int = 0,
+    *,
+    warm_start: bool = True,
+    warm_epochs: int | None = None,
 ) -> tuple[Recommender, Dataset, int]:
     """Fit a model of the same name and params as ``model_dir`` on ``dataset`` + stored events,
-    save it (with its catalog) to ``output``. Returns (model, folded dataset, number of events)."""
+    save it (with its catalog) to ``output``. Returns (model, folded dataset, number of events).
+
+    Incremental by default: a torch model starts from the served version's weights
+    (``fit(..., init_from=model_dir)``: users and items matched by id, new ones initialised
+    fresh), for ``warm_epochs`` epochs when given (else the model's own ``epochs``); closed-form
+    and non-torch models, or ``warm_start=False``, refit from scratch."""
+    from fusionrec.models.torch_base import TorchRecommender
+
     old = load_model(model_dir)
     store = EventStore(events_url)
     try:
@@ -116,7 +130,13 @@ def retrain(
     finally:
         store.dispose()
     folded = fold_events(dataset, events)
-    model = type(old)(old.config).fit(folded, seed=seed)
+    if warm_start and isinstance(old, TorchRecommender):
+        config = old.config
+        if warm_epochs is not None:
+            config = type(config)(**{**config.model_dump(), "epochs": warm_epochs})
+        model = type(old)(config).fit(folded, seed=seed, init_from=model_dir)
+    else:
+        model = type(old)(old.config).fit(folded, seed=seed)
     publish(model, folded, output)
     return model, folded, len(events)
 
