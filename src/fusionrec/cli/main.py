@@ -26,6 +26,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "tune_cmd",
     "text_cmd",
     "kg_cmd",
+    "modality_cmd",
     "strategies_cmd",
     "serve_cmd",
     "keys_cmd",
