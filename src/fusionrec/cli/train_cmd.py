@@ -133,7 +133,8 @@ def train_cmd(
         run_dir = new_run_dir(f"train-{cfg.model.name}", output)
         atomic_write_text(run_dir / CONFIG_FILE, cfg.model_dump_json(indent=2))
     else:
-        assert output is not None, "a distributed worker is started with --run-dir"
+        if output is None:  # e.g. started by hand under torchrun: ranks must share one folder
+            raise ConfigError(f"rank {worker[0]} of {worker[1]}: every rank needs the same --run-dir (fusionrec train --nproc N passes it)")
         run_dir = output
     if nproc > 1 or nnodes > 1:
         _launch(cfg, run_dir, resume, device, threads, progress, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_backend, rdzv_id)
