@@ -1,7 +1,8 @@
 """Ablation of the ``joint`` model's sources on MovieLens-100k, side by side with EASE.
 
     python benchmarks/joint_ablation.py [--seeds 2020,1,2] [--variants id,user,text,kg,joint]
-        [--epochs N] [--patience N] [--finetune frozen|lora|top_n|full] [--output DIR]
+        [--epochs N] [--patience N] [--finetune frozen|lora|top_n|full] [--params JSON]
+        [--drop-terms] [--no-ease] [--output DIR]
 
 Protocol: RS 8:1:1 (per user, random order) for each split seed, full ranking, NDCG@10 and
 Recall@10 on test with train and valid items masked; early stopping on validation NDCG@10.
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--finetune", default="frozen")
     p.add_argument("--drop-terms", action="store_true")
+    p.add_argument("--params", default="{}", help='extra joint parameters as JSON, e.g. {"lr": 0.002}')
     p.add_argument("--no-ease", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", default="runs/joint_ablation")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = ds.with_item_embedding("text", encode_items(ds))
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     runs: dict[str, tuple[str, dict[str, Any]]] = {}
-    base = {"epochs": a.epochs, "patience": a.patience}
+    base = {"epochs": a.epochs, "patience": a.patience, **json.loads(a.params)}
     if a.finetune != "frozen":
         base |= {"encoder_finetune": a.finetune, "lora_r": 4, "live_items": 32}
     for v in a.variants.split(","):
