@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     ds = load_dataset("ml-100k")
     ds = ds.with_item_embedding("text", encode_items(ds))
-    year = ds.item_features["release_year"].to_numpy(dtype=float)
+    import pandas as pd
+
+    year = pd.to_numeric(ds.item_features["release_year"], errors="coerce").to_numpy(dtype=float)
     in_b = np.nan_to_num(year, nan=0) >= a.year
     sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=a.seed)
 
