@@ -132,3 +132,15 @@ def test_memory_cap_limits_rows_per_block_and_keeps_results() -> None:
     assert tiny.rows_per_block(ds.n_items) == 7
     small = tiny.evaluate(model, test, exclude=(train,))
     assert small.metrics == big.metrics
+
+
+def test_experiment_config_selects_the_protocol() -> None:
+    from pydantic import ValidationError
+
+    from fusionrec.experiment.config import EvalConfig
+
+    assert EvalConfig().protocol == "full"
+    assert EvalConfig.model_validate({"mode": "POP100"}).protocol == "pop100"  # RecBole's key and spelling
+    assert EvalConfig.model_validate({"protocol": "uni50"}).protocol == "uni50"
+    with pytest.raises(ValidationError, match="uniN"):
+        EvalConfig.model_validate({"protocol": "labeled"})
