@@ -32,6 +32,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "keys_cmd",
     "retrain_cmd",
     "bandit_cmd",
+    "privacy_cmd",
 )
 
 app = typer.Typer(
