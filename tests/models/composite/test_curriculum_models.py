@@ -24,6 +24,7 @@ NEGATIVE_SAMPLING = {
     "mm_mf",
     "distill",
     "multitask",
+    "joint",  # its config inherits JointConfig; it draws its own warm negatives (see report)
 }
 LINEAR = {"difficulty": "popularity", "pacing": "linear", "start": 0.0, "full_at": 3,
           "max_hard": 1.0, "skip_top": 0}
