@@ -78,10 +78,15 @@ def test_idmap_basics() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-# numpy string arrays drop trailing NUL characters, so ids are drawn without "\x00"
+# numpy string arrays drop trailing NUL characters, so ids are drawn without "\x00"; lone
+# surrogates are not valid Unicode text and are refused (test below)
 @given(
     st.lists(
-        st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=4),
+        st.text(
+            st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=4,
+        ),
         min_size=1,
         max_size=40,
     )
@@ -93,3 +98,8 @@ def test_idmap_round_trip_property(values: list[str]) -> None:
     assert len(m) == len(set(values))
     # first-appearance order
     assert m.ids.tolist() == list(dict.fromkeys(values))
+
+
+def test_idmap_refuses_an_id_that_is_not_valid_unicode() -> None:
+    with pytest.raises(ValueError, match="not valid Unicode text"):
+        IdMap.from_values(["a", "\ud800"])

@@ -42,7 +42,20 @@ def _as_str_array(values: Iterable[object], name: str = "id") -> np.ndarray:
     if arr.dtype == object and len(arr):
         if pd.Series(arr, dtype=object).str.contains("\x00", regex=False).any():
             raise ValueError(f"{name} id contains the NUL character (ids may not hold control characters)")
+        try:  # ids are stored as UTF-8 (Parquet, safetensors metadata, the event store)
+            "".join(arr.tolist()).encode("utf-8")
+        except UnicodeEncodeError:
+            bad = next(v for v in arr.tolist() if not _utf8(v))
+            raise ValueError(f"{name} id {bad!r} is not valid Unicode text (a lone surrogate cannot be stored as UTF-8)") from None
     return arr.astype(str)
+
+
+def _utf8(v: str) -> bool:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class IdMap:
