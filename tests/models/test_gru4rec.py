@@ -11,7 +11,7 @@ from fusionrec.errors import ConfigError
 from fusionrec.models import get_model
 from fusionrec.models.sequential.gru4rec import GRU4Rec, left_to_right, right_to_left
 
-FAST = dict(embedding_dim=16, hidden_size=16, max_len=5, epochs=3, batch_size=8)
+FAST = dict(embedding_dim=16, state_dim=16, max_len=5, epochs=3, batch_size=8)
 
 
 def test_registered():
@@ -41,7 +41,7 @@ def test_padding_does_not_change_the_representation():
 def test_next_item_pattern():
     ds = cycle()
     m = GRU4Rec(
-        embedding_dim=32, hidden_size=32, max_len=10, dropout=0.1, epochs=40, batch_size=16,
+        embedding_dim=32, state_dim=32, max_len=10, dropout=0.1, epochs=40, batch_size=16,
         lr=1e-2
     ).fit(ds, seed=0)  # fmt: skip
     assert next_item_accuracy(m, ds) >= 0.95

@@ -13,7 +13,7 @@ from fusionrec.models import get_model
 from fusionrec.models.sequential.gru4rec import GRU4Rec
 from fusionrec.models.warm_start import IdTable, id_tables
 
-SEQ = dict(embedding_dim=8, hidden_size=8, max_len=5, epochs=2, batch_size=8)
+SEQ = dict(embedding_dim=8, state_dim=8, max_len=5, epochs=2, batch_size=8)
 FROZEN = dict(optimizer="sgd", lr=1e-12, epochs=1)  # a fit that leaves the weights where they start
 
 
@@ -87,7 +87,7 @@ def test_refuses_other_class_and_other_shapes(tmp_path):
     with pytest.raises(ModelStateError, match="'gru4rec' model"):
         caser.fit(ds, init_from=tmp_path / "gru")
     with pytest.raises(ModelStateError, match="shape"):
-        GRU4Rec(**{**SEQ, "hidden_size": 4}).fit(ds, init_from=tmp_path / "gru")
+        GRU4Rec(**{**SEQ, "state_dim": 4}).fit(ds, init_from=tmp_path / "gru")
 
 
 def test_matrix_factorisation_warm_start(tmp_path):

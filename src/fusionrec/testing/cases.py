@@ -113,7 +113,7 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     ConformanceCase("sasrec", {**_SEQ, "epochs": 3, "batch_size": 8}),
     ConformanceCase(
         "gru4rec",
-        {"embedding_dim": 16, "hidden_size": 16, "max_len": 5, "epochs": 5, "batch_size": 8, "lr": 0.01},
+        {"embedding_dim": 16, "state_dim": 16, "max_len": 5, "epochs": 5, "batch_size": 8, "lr": 0.01},
     ),
     ConformanceCase(
         "caser",

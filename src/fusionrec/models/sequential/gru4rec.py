@@ -29,7 +29,7 @@ __all__ = ["GRU4Rec", "GRU4RecConfig", "GRU4RecModule", "left_to_right", "right_
 class GRU4RecConfig(NextItemConfig):
     """GRU4Rec hyper-parameters (plus the shared next-item and training settings)."""
 
-    hidden_size: int = Field(128, ge=1)
+    state_dim: int = Field(128, ge=1)
     """GRU state width (projected to ``embedding_dim`` for scoring)."""
     n_layers: int = Field(1, ge=1)
     """Stacked GRU layers."""
@@ -60,12 +60,12 @@ class GRU4RecModule(NextItemModule):
         super().__init__(n_items, c)
         self.gru = nn.GRU(
             c.embedding_dim,
-            c.hidden_size,
+            c.state_dim,
             c.n_layers,
             batch_first=True,
             dropout=c.dropout if c.n_layers > 1 else 0.0,
         )
-        self.proj = nn.Linear(c.hidden_size, c.embedding_dim)
+        self.proj = nn.Linear(c.state_dim, c.embedding_dim)
 
     def encode_embedded(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         lengths = valid.sum(1)
