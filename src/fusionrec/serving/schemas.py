@@ -276,6 +276,7 @@ class UsersResponse(BaseModel):
     total: int
     """Number of known users."""
 
+
 class ExplainDetailResponse(BaseModel):
     """Every explanation that applies to the model (``fusionrec.explain.report``); a section
     that does not apply is absent and ``skipped`` says why."""
