@@ -124,13 +124,6 @@ def choose_cold_weight(
     cold = train.item_popularity() == 0
     if not cold[valid.item_idx].any():
         return 1.0
-    from fusionrec.evaluation.evaluator import Evaluator
+    from fusionrec.evaluation.selection import best_on_validation
 
-    ev = Evaluator(metrics=("ndcg",), ks=(10,))
-    best, best_w = -1.0, 1.0
-    for w in COLD_WEIGHT_GRID:
-        set_weight(w)
-        v = ev.evaluate(model, valid, exclude=(train,))["ndcg@10"]
-        if v > best + 1e-9:
-            best, best_w = v, w
-    return best_w
+    return best_on_validation(model, set_weight, COLD_WEIGHT_GRID, train, valid)

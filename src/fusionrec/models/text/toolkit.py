@@ -336,13 +336,6 @@ def choose_cold_weight(
         return float(fixed)
     if valid is None or valid.n_interactions == 0:
         return 1.0
-    from fusionrec.evaluation.evaluator import Evaluator
+    from fusionrec.evaluation.selection import best_on_validation
 
-    ev = Evaluator(metrics=("ndcg",), ks=(10,))
-    best, best_w = -1.0, 1.0
-    for w in COLD_WEIGHT_GRID:
-        set_weight(w)
-        v = ev.evaluate(model, valid, exclude=(train,))["ndcg@10"]
-        if v > best + 1e-9:
-            best, best_w = v, w
-    return best_w
+    return best_on_validation(model, set_weight, COLD_WEIGHT_GRID, train, valid)
