@@ -227,6 +227,22 @@ def history(
     return HistoryResponse(user_id=user_id, known=known, items=items)
 
 
+def _explain_inputs(
+    svc: Service, state: ModelState, user_id: str, item_id: str
+) -> tuple[int, bool, np.ndarray, np.ndarray]:
+    """(item index, user known, the user's feedback items, train + feedback history); 404 for
+    an unknown item, or a user with neither training data nor feedback."""
+    i = _item(state, item_id)
+    known, train = _train_items(state, user_id)
+    ev = engine._known(state, svc.event_items(user_id))
+    hist = np.concatenate([train, ev[~np.isin(ev, train)]])
+    if not known and len(hist) == 0:
+        raise HTTPException(
+            404, f"unknown user {short_id(user_id)!r} (no training data and no feedback)"
+        )
+    return i, known, ev, hist
+
+
 @router.get("/explain", response_model=ExplainResponse, responses=ITEM_ERRORS)
 def explain(
     user_id: str = Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
@@ -236,14 +252,7 @@ def explain(
     state: ModelState = Depends(get_model_state),
 ) -> ExplainResponse:
     """Why ``item_id`` suits ``user_id``: the history items that contributed most, and shared genres."""
-    i = _item(state, item_id)
-    known, train = _train_items(state, user_id)
-    ev = engine._known(state, svc.event_items(user_id))
-    hist = np.concatenate([train, ev[~np.isin(ev, train)]])
-    if not known and len(hist) == 0:
-        raise HTTPException(
-            404, f"unknown user {short_id(user_id)!r} (no training data and no feedback)"
-        )
+    i, known, ev, hist = _explain_inputs(svc, state, user_id, item_id)
     model = state.model
     score = None
     try:
@@ -284,14 +293,7 @@ def explain_detail(
     """Every explanation that applies to the model: leave-one-out contributions of the history
     (any model), SASRec attention, Integrated Gradients feature attributions (deepfm,
     two_tower). A sync route: FastAPI runs it in the thread pool, off the event loop."""
-    i = _item(state, item_id)
-    known, train = _train_items(state, user_id)
-    ev = engine._known(state, svc.event_items(user_id))
-    hist = np.concatenate([train, ev[~np.isin(ev, train)]])
-    if not known and len(hist) == 0:
-        raise HTTPException(
-            404, f"unknown user {short_id(user_id)!r} (no training data and no feedback)"
-        )
+    i, known, ev, hist = _explain_inputs(svc, state, user_id, item_id)
     model = state.model
     uidx = model.users_.index(user_id) if known else None
     # a known user without feedback: the model's own history (time-ordered for SASRec)
