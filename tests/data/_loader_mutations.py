@@ -183,7 +183,8 @@ def _mutate_parquet(df: pd.DataFrame, rng: random.Random) -> tuple[pd.DataFrame 
         df.loc[row, c] = rng.choice([None, "", " ", "u1\x00", "\x00", "a\x01", "u1 "])
     elif kind == 2:  # non-finite numbers
         c = rng.choice(nums)
-        df[c] = df[c].astype(np.float64)
+        # an earlier mutation may have made the column text ("abc", ""): coerce, do not crash
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
         df.loc[row, c] = rng.choice([np.inf, -np.inf, np.nan, 1e308])
     elif kind == 3:  # drop a column
         df = df.drop(columns=[col])

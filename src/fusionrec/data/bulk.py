@@ -73,7 +73,9 @@ def _open_progress(path: Path, progress: bool):  # noqa: ANN202 - a file-like ob
     )  # fmt: skip
 
 
-def _read_arrow(path: Path, sep: str, id_cols: list[str], progress: bool) -> pa.Table:
+def _read_arrow(
+    path: Path, sep: str, id_cols: list[str], progress: bool, num_cols: tuple[str, ...] = ()
+) -> pa.Table:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -88,7 +90,9 @@ def _read_arrow(path: Path, sep: str, id_cols: list[str], progress: bool) -> pa.
                 f,
                 parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(id_cols, pa.string()),
+                    # numbers parsed as float64 explicitly: type inference would read
+                    # '0x10' as the integer 16, which the strict reader refuses
+                    column_types={**dict.fromkeys(num_cols, pa.float64()), **dict.fromkeys(id_cols, pa.string())},
                     strings_can_be_null=False,
                     quoted_strings_can_be_null=False,
                 ),
@@ -171,7 +175,9 @@ def read_interactions_fast(
 
 def _read_fast(path: Path, columns: dict[str, str], sep: str, progress: bool) -> dict[str, object]:
     names = {c: columns.get(c, c) for c in ("user_id", "item_id", "rating", "timestamp")}
-    table = _read_arrow(path, sep, [names["user_id"], names["item_id"]], progress)
+    table = _read_arrow(
+        path, sep, [names["user_id"], names["item_id"]], progress, (names["rating"], names["timestamp"])
+    )
     have = table.column_names
     if len(set(have)) != len(have) or table.num_rows == 0:
         raise FastPathMiss("duplicate column names or no rows")
