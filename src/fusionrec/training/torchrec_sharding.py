@@ -120,44 +120,47 @@ def _worker(rank: int, world: int, port: int, out_dir: str, arrays: dict, kw: di
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        torch.manual_seed(kw["seed"])
-        dev = torch.device("cpu")
-        ebc = _ebc(arrays["n_users"], arrays["n_items"], kw["dim"], torch.device("meta"))
-        apply_optimizer_in_backward(torch.optim.Adagrad, ebc.parameters(), {"lr": kw["lr"]})
-        st = {"table_wise": ShardingType.TABLE_WISE, "column_wise": ShardingType.COLUMN_WISE, "row_wise": ShardingType.ROW_WISE}[kw["sharding"]].value
-        # column_wise: one column block per rank (the planner's default block is wider than small tables)
-        part = {"min_partition": kw["dim"] // world} if kw["sharding"] == "column_wise" else {}
-        constraints = {t: ParameterConstraints(sharding_types=[st], **part) for t in ("user", "item")}
-        sharders = [EmbeddingBagCollectionSharder()]
-        planner = EmbeddingShardingPlanner(topology=Topology(world_size=world, compute_device="cpu"), constraints=constraints)
-        plan = planner.collective_plan(ebc, sharders, dist.GroupMember.WORLD)
-        model = DistributedModelParallel(ebc, env=ShardingEnv.from_process_group(dist.GroupMember.WORLD), device=dev, plan=plan, sharders=sharders)
-        with torch.no_grad():  # the reference's initialisation (every rank draws the same full table)
-            full = _initial_tables(arrays["n_users"], arrays["n_items"], kw["dim"], kw["seed"])
+        # a fork of the global generator, seeded here: even in this spawned rank process the
+        # library leaves the global RNG state as it found it
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(kw["seed"])
+            dev = torch.device("cpu")
+            ebc = _ebc(arrays["n_users"], arrays["n_items"], kw["dim"], torch.device("meta"))
+            apply_optimizer_in_backward(torch.optim.Adagrad, ebc.parameters(), {"lr": kw["lr"]})
+            st = {"table_wise": ShardingType.TABLE_WISE, "column_wise": ShardingType.COLUMN_WISE, "row_wise": ShardingType.ROW_WISE}[kw["sharding"]].value
+            # column_wise: one column block per rank (the planner's default block is wider than small tables)
+            part = {"min_partition": kw["dim"] // world} if kw["sharding"] == "column_wise" else {}
+            constraints = {t: ParameterConstraints(sharding_types=[st], **part) for t in ("user", "item")}
+            sharders = [EmbeddingBagCollectionSharder()]
+            planner = EmbeddingShardingPlanner(topology=Topology(world_size=world, compute_device="cpu"), constraints=constraints)
+            plan = planner.collective_plan(ebc, sharders, dist.GroupMember.WORLD)
+            model = DistributedModelParallel(ebc, env=ShardingEnv.from_process_group(dist.GroupMember.WORLD), device=dev, plan=plan, sharders=sharders)
+            with torch.no_grad():  # the reference's initialisation (every rank draws the same full table)
+                full = _initial_tables(arrays["n_users"], arrays["n_items"], kw["dim"], kw["seed"])
+                for key, st_ in model.state_dict().items():
+                    table = "user" if ".user." in key else "item"
+                    for shard in st_.local_shards():
+                        o = shard.metadata.shard_offsets
+                        sz = shard.metadata.shard_sizes
+                        shard.tensor.copy_(full[table][o[0] : o[0] + sz[0], o[1] : o[1] + sz[1]])
+            rng = np.random.default_rng(kw["seed"])
+            u_all, i_all = arrays["user_idx"], arrays["item_idx"]
+            placement = {}
+            for _ in range(kw["epochs"]):
+                for u, p, n in _epoch_batches(u_all, i_all, arrays["n_items"], kw["batch_size"], rng):
+                    base, extra = divmod(len(u), world)
+                    lo, size = rank * base + min(rank, extra), base + (rank < extra)
+                    loss = _bpr_loss(model, _kjt(u[lo : lo + size], p[lo : lo + size], n[lo : lo + size]))
+                    (loss * world * size / len(u)).backward()  # the fused optimiser steps in backward
             for key, st_ in model.state_dict().items():
                 table = "user" if ".user." in key else "item"
-                for shard in st_.local_shards():
-                    o = shard.metadata.shard_offsets
-                    sz = shard.metadata.shard_sizes
-                    shard.tensor.copy_(full[table][o[0] : o[0] + sz[0], o[1] : o[1] + sz[1]])
-        rng = np.random.default_rng(kw["seed"])
-        u_all, i_all = arrays["user_idx"], arrays["item_idx"]
-        placement = {}
-        for _ in range(kw["epochs"]):
-            for u, p, n in _epoch_batches(u_all, i_all, arrays["n_items"], kw["batch_size"], rng):
-                base, extra = divmod(len(u), world)
-                lo, size = rank * base + min(rank, extra), base + (rank < extra)
-                loss = _bpr_loss(model, _kjt(u[lo : lo + size], p[lo : lo + size], n[lo : lo + size]))
-                (loss * world * size / len(u)).backward()  # the fused optimiser steps in backward
-        for key, st_ in model.state_dict().items():
-            table = "user" if ".user." in key else "item"
-            out = torch.zeros(st_.size()) if rank == 0 else None
-            st_.gather(dst=0, out=out)
-            placement[table] = [s.placement.rank() for s in st_.metadata().shards_metadata]
+                out = torch.zeros(st_.size()) if rank == 0 else None
+                st_.gather(dst=0, out=out)
+                placement[table] = [s.placement.rank() for s in st_.metadata().shards_metadata]
+                if rank == 0:
+                    np.save(Path(out_dir) / f"{table}.npy", out.numpy(), allow_pickle=False)
             if rank == 0:
-                np.save(Path(out_dir) / f"{table}.npy", out.numpy(), allow_pickle=False)
-        if rank == 0:
-            (Path(out_dir) / "placement.txt").write_text(repr(placement))
+                (Path(out_dir) / "placement.txt").write_text(repr(placement))
     finally:
         dist.destroy_process_group()
 
