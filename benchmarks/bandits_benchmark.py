@@ -115,7 +115,9 @@ def service_latency(out: Path, duration: float, conc: int = 8, k: int = 10) -> l
     import subprocess
     import sys
 
-    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from load_test import wait_ready
 
     from fusionrec.bandits.simulator import bpr_params
     from fusionrec.models.classic.bpr import BPR
@@ -136,18 +138,7 @@ def service_latency(out: Path, duration: float, conc: int = 8, k: int = 10) -> l
     url = f"http://127.0.0.1:{port}"
     rows = []
     try:
-        t0 = time.perf_counter()
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"server exited with {server.returncode}")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() - t0 > 300:
-                raise SystemExit("server not ready after 300 s")
-            time.sleep(0.25)
+        wait_ready(url, server)
         users = [str(u) for u in ds.users.ids[:500]]
         print(f"{'policy':>8} {'clients':>8} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10} {'load1':>6}")
         for policy in ("greedy", "linucb", "lints", "egreedy", "ts", "random"):

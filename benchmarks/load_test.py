@@ -47,6 +47,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, server: subprocess.Popen, limit_s: float = 300.0) -> float:
+    """Poll ``url``/readyz until the server answers 200; returns the start time (perf_counter).
+    Exits when the server process dies or is not ready within ``limit_s``."""
+    import httpx
+
+    t0 = time.perf_counter()
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return t0
+        except httpx.HTTPError:
+            pass
+        if time.perf_counter() - t0 > limit_s:
+            raise SystemExit(f"server not ready after {limit_s:g} s")
+        time.sleep(0.25)
+
+
 def _mem(pid: int) -> tuple[float, float]:
     rss = hwm = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -276,20 +295,8 @@ def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Pa
     server = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
 
-        t0 = time.perf_counter()
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"server exited with {server.returncode}")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() - t0 > 300:
-                raise SystemExit("server not ready after 300 s")
-            time.sleep(0.25)
+        t0 = wait_ready(url, server)
         rss, _ = _mem(server.pid)
         print(f"\n[{name}] server ready in {time.perf_counter() - t0:.1f}s, RSS {rss:.0f} MiB")
         print(

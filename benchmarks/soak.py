@@ -34,7 +34,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import _free_port, _mem, prepare_ease  # noqa: E402
+from load_test import _free_port, _mem, prepare_ease, wait_ready  # noqa: E402
 
 GENRES = ["Comedy", "Drama", "Action", "Thriller", "Romance"]
 
@@ -52,24 +52,6 @@ def _start_server(model_dir: Path, workdir: Path) -> tuple[subprocess.Popen, str
            "--port", str(port), "--events", db, "--log-level", "warning"]
     server = subprocess.Popen(cmd, env=dict(os.environ))
     return server, f"http://127.0.0.1:{port}", key, admin
-
-
-async def _wait_ready(url: str, server: subprocess.Popen) -> None:
-    import httpx
-
-    t0 = time.perf_counter()
-    async with httpx.AsyncClient(timeout=2) as c:
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"server exited with {server.returncode}")
-            try:
-                if (await c.get(url + "/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() - t0 > 300:
-                raise SystemExit("server not ready after 300 s")
-            await asyncio.sleep(0.25)
 
 
 def _request(rng: random.Random, users: list[str], items: list[str]) -> tuple[str, str, str, dict | None, tuple[int, ...]]:
@@ -191,7 +173,7 @@ def main() -> None:
         items = load_model(model_dir).items_.ids.tolist()
         server, url, key, admin = _start_server(model_dir, workdir)
         try:
-            asyncio.run(_wait_ready(url, server))
+            wait_ready(url, server)
             print(f"soak: {args.minutes:g} min, {args.clients} clients, reload every {args.reload_every:g} s, {url}", flush=True)
             res = asyncio.run(soak(url, key, admin, model_dir, users, items, args, server.pid))
         finally:
