@@ -11,82 +11,32 @@ head (tied item embeddings, losses) with the encoder left to subclasses.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
-from fusionrec.data.augmentation import AugmentConfig, AugmentOp
 from fusionrec.data.dataset import Dataset
-from fusionrec.models.sequential.sasrec import SASRec, SASRecModule
-from fusionrec.training.config import TrainConfig
+from fusionrec.models.sequential.sasrec import SASRec, SASRecModule, SequenceConfig
 
 __all__ = ["NextItemConfig", "NextItemModule", "NextItemModel"]
 
 
-class NextItemConfig(TrainConfig):
-    """Settings shared by the next-item models trained like SASRec."""
+class NextItemConfig(SequenceConfig):
+    """Settings shared by the next-item models trained like SASRec (GRU4Rec, Caser), plus a
+    self-supervised pretraining objective."""
 
-    max_len: int = Field(50, ge=1)
-    """Longest history the model reads (older items are dropped)."""
-    embedding_dim: int = Field(64, ge=1)
-    """Item embedding width (also the width of the sequence representation)."""
-    dropout: float = Field(0.3, ge=0, lt=1)
-    """Dropout on embeddings and the encoder output."""
-    loss: Literal["ce", "bpr", "bce"] = "ce"
-    """'ce': full softmax cross-entropy over all items; 'bpr'/'bce': one uniform negative per position."""
-    history_includes_valid: bool = True
-    """After fitting, append the validation interactions to each user's stored history."""
-    batch_size: int = Field(128, ge=1)
-    """Training windows (sequences of up to max_len positions) per optimisation step."""
-    epochs: int = Field(200, ge=1)
-    """Maximum number of passes over the training windows."""
+    _AUGMENT_USERS: ClassVar[str] = "objective='contrastive', cl_weight and augment_copies"
+    _AUGMENT_HINT: ClassVar[str] = "objective='contrastive', cl_weight > 0 and/or augment_copies > 0"
+
     objective: Literal["next_item", "contrastive"] = "next_item"
     """'next_item': predict each next item. 'contrastive': self-supervised pretraining, the
     InfoNCE term between two augmented views of each window only (needs ``augment``); fine-tune
     afterwards with ``fit(..., init_from=folder)``."""
-    augment: tuple[AugmentOp, ...] = ()
-    """Sequence augmentation ops with rates (as in SASRec), used by ``cl_weight``,
-    ``augment_copies`` and the contrastive objective."""
-    augment_compose: Literal["one", "all"] = "one"
-    """'one': each view gets one op drawn uniformly from ``augment`` (CL4SRec); 'all': every op."""
-    cl_weight: float = Field(0.0, ge=0)
-    """Weight of a contrastive term added to the next-item loss; 0 = off."""
-    cl_temperature: float = Field(1.0, gt=0)
-    """InfoNCE temperature."""
-    cl_similarity: Literal["dot", "cos"] = "dot"
-    """Similarity of two views' representations in InfoNCE: dot product or cosine."""
-    augment_copies: int = Field(0, ge=0)
-    """Augmented copies of each training sequence added to the next-item training data."""
-    sampled_negatives: int = Field(0, ge=0)
-    """0: the loss as described by ``loss``; N > 0: a pool of N negatives per training window."""
-    negative_sampling: Literal["uniform", "popularity"] = "uniform"
-    """How the pool is drawn: uniformly over the catalogue or proportionally to training counts."""
-    logq_correction: bool = True
-    """Sampled 'ce': subtract log(N·q_j) from each pool item's logit."""
-    gbce_t: float = Field(0.0, ge=0, le=1)
-    """Sampled 'bce': gSASRec's calibration t (0 = plain BCE)."""
 
-    @model_validator(mode="after")
-    def _settings_used(self) -> NextItemConfig:
-        if self.gbce_t > 0 and (self.loss != "bce" or self.sampled_negatives == 0):
-            raise ValueError("gbce_t needs loss='bce' and sampled_negatives > 0")
-        uses = self.cl_weight > 0 or self.augment_copies > 0 or self.objective == "contrastive"
-        if uses and not self.augment:
-            raise ValueError(
-                "objective='contrastive', cl_weight and augment_copies need augmentation ops in 'augment'"
-            )
-        if self.augment and not uses:
-            raise ValueError(
-                "'augment' is set but unused: set objective='contrastive', cl_weight > 0 "
-                "and/or augment_copies > 0"
-            )
-        return self
-
-    def augment_config(self) -> AugmentConfig:
-        return AugmentConfig(ops=self.augment, compose=self.augment_compose)
+    def _uses_augment(self) -> bool:
+        return super()._uses_augment() or self.objective == "contrastive"
 
 
 class NextItemModule(SASRecModule):

@@ -68,6 +68,7 @@ from fusionrec.training.config import TrainConfig
 __all__ = [
     "SASRec",
     "SASRecConfig",
+    "SequenceConfig",
     "SASRecModule",
     "info_nce",
     "pad_histories",
@@ -75,26 +76,20 @@ __all__ = [
 ]
 
 
-class SASRecConfig(TrainConfig):
-    """SASRec hyper-parameters (plus the shared training settings)."""
+class SequenceConfig(TrainConfig):
+    """Settings every next-item model trained like SASRec shares (SASRec, GRU4Rec, Caser): the
+    history window, the loss, augmentation and contrastive terms, sampled negatives."""
 
-    _aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_dim", "inner_size": "ffn_dim"}
-    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+    #: How the messages below name the settings that use ``augment`` (a subclass may add its own).
+    _AUGMENT_USERS: ClassVar[str] = "cl_weight / augment_copies"
+    _AUGMENT_HINT: ClassVar[str] = "cl_weight > 0 and/or augment_copies > 0"
 
     max_len: int = Field(50, ge=1)
     """Longest history the model reads (older items are dropped)."""
     embedding_dim: int = Field(64, ge=1)
-    """Embedding and attention width (was ``hidden_size``)."""
-    n_layers: int = Field(2, ge=1)
-    """Self-attention blocks."""
-    n_heads: int = Field(2, ge=1)
-    """Attention heads (must divide embedding_dim)."""
-    ffn_dim: int = Field(256, ge=1)
-    """Feed-forward width inside each block (was ``inner_size``)."""
+    """Item embedding width, also the width of the sequence representation (was ``hidden_size``)."""
     dropout: float = Field(0.3, ge=0, lt=1)
-    """Dropout on embeddings and block outputs."""
-    attn_dropout: float = Field(0.3, ge=0, lt=1)
-    """Dropout on attention weights."""
+    """Dropout on embeddings and the encoder's outputs."""
     loss: Literal["ce", "bpr", "bce"] = "ce"
     """'ce': full softmax cross-entropy over all items; 'bpr'/'bce': one uniform negative per position."""
     history_includes_valid: bool = True
@@ -126,25 +121,38 @@ class SASRecConfig(TrainConfig):
     gbce_t: float = Field(0.0, ge=0, le=1)
     """Sampled 'bce': gSASRec's calibration t (0 = plain BCE; 0.75 in the paper)."""
 
-    @model_validator(mode="after")
-    def _sampled_used(self) -> SASRecConfig:
-        if self.gbce_t > 0 and (self.loss != "bce" or self.sampled_negatives == 0):
-            raise ValueError("gbce_t needs loss='bce' and sampled_negatives > 0")
-        return self
+    def _uses_augment(self) -> bool:
+        return self.cl_weight > 0 or self.augment_copies > 0
 
     @model_validator(mode="after")
-    def _augment_used(self) -> SASRecConfig:
-        uses = self.cl_weight > 0 or self.augment_copies > 0
+    def _settings_used(self) -> SequenceConfig:
+        if self.gbce_t > 0 and (self.loss != "bce" or self.sampled_negatives == 0):
+            raise ValueError("gbce_t needs loss='bce' and sampled_negatives > 0")
+        uses = self._uses_augment()
         if uses and not self.augment:
-            raise ValueError("cl_weight / augment_copies need augmentation ops in 'augment'")
+            raise ValueError(f"{self._AUGMENT_USERS} need augmentation ops in 'augment'")
         if self.augment and not uses:
-            raise ValueError(
-                "'augment' is set but unused: set cl_weight > 0 and/or augment_copies > 0"
-            )
+            raise ValueError(f"'augment' is set but unused: set {self._AUGMENT_HINT}")
         return self
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(ops=self.augment, compose=self.augment_compose)
+
+
+class SASRecConfig(SequenceConfig):
+    """SASRec hyper-parameters (plus the shared sequence and training settings)."""
+
+    _aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_dim", "inner_size": "ffn_dim"}
+    """Deprecated parameter names (see ``fusionrec.config.vocabulary``)."""
+
+    n_layers: int = Field(2, ge=1)
+    """Self-attention blocks."""
+    n_heads: int = Field(2, ge=1)
+    """Attention heads (must divide embedding_dim)."""
+    ffn_dim: int = Field(256, ge=1)
+    """Feed-forward width inside each block (was ``inner_size``)."""
+    attn_dropout: float = Field(0.3, ge=0, lt=1)
+    """Dropout on attention weights."""
 
 
 def pad_histories(histories: Sequence[np.ndarray], max_len: int, n_items: int) -> np.ndarray:
