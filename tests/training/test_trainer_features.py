@@ -49,7 +49,7 @@ class _Toy:
 
 
 def _fit(**cfg) -> _Toy:
-    toy = _Toy(TrainConfig(optimizer="sgd", progress=False, **cfg))
+    toy = _Toy(TrainConfig(optimizer="sgd", **cfg))
     Trainer(toy.config).fit(toy, None, None, seed=0)
     return toy
 
