@@ -36,6 +36,7 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
 from fusionrec.models.kg.kge import JointConfig, kg_triples
+from fusionrec.models.negatives import advance_epoch, negative_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin, text_stats
 from fusionrec.models.torch_base import TorchRecommender
@@ -212,7 +213,11 @@ class JointRec(TextModelMixin, TorchRecommender):
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
         s = set(self.config.sources)
         self.warm_ = (dataset.item_popularity() > 0).astype(np.uint8)
-        self._warm_items = np.flatnonzero(self.warm_).astype(np.int64)
+        # negatives among warm items only (a cold item drawn as a negative would get its text and
+        # entity parts pushed below every user, sinking every cold item), never a training
+        # positive of the user, and harder over the epochs under a ``curriculum``
+        self._neg_pool = np.flatnonzero(self.warm_).astype(np.int64)
+        self._sampler = negative_sampler(self, dataset, rng, self._neg_pool)
         coo = dataset.matrix("csr").tocoo()
         self._pairs = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
         self._epoch = 0
@@ -257,6 +262,7 @@ class JointRec(TextModelMixin, TorchRecommender):
         self._start_epoch_text()
         self._epoch += 1
         self.module_.weights = self.config.weights_at(self._epoch)
+        advance_epoch(self, self._sampler)
         pairs = self._pairs[rng.permutation(len(self._pairs))]
         bs = self.config.batch_size
         kg = "kg" in self.config.sources and len(getattr(self, "_triples", ())) > 0
@@ -265,7 +271,7 @@ class JointRec(TextModelMixin, TorchRecommender):
             arrays = {
                 "user": b[:, 0],
                 "pos": b[:, 1],
-                "neg": self._warm_items[rng.integers(0, len(self._warm_items), size=len(b))],
+                "neg": self._neg_pool[self._sampler.sample(b[:, 0], 1, rng)[:, 0]],
             }
             if kg and self.module_.weights.get("kg", 0) > 0:
                 m = self.config.kg_batch_size or len(b)
