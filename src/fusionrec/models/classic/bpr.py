@@ -133,3 +133,8 @@ class BPR(TorchRecommender):
         """The item embedding matrix (n_items, embedding_dim)."""
         self._require_fitted()
         return self.module_.item.weight.detach().float().cpu().numpy()
+
+    def user_vectors(self) -> np.ndarray:
+        """The user embedding matrix (n_users, embedding_dim): ``score = user_vectors() @ item_vectors().T``."""
+        self._require_fitted()
+        return self.module_.user.weight.detach().float().cpu().numpy()

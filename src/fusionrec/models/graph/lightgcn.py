@@ -171,3 +171,9 @@ class LightGCN(TorchRecommender):
         self.module_.eval()
         with torch.no_grad():
             return self.module_.propagated()[self.n_users :].float().cpu().numpy()
+
+    def user_vectors(self) -> np.ndarray:
+        """Propagated user embeddings: ``score = user_vectors() @ item_vectors().T``."""
+        self.module_.eval()
+        with torch.no_grad():
+            return self.module_.propagated()[: self.n_users].float().cpu().numpy()

@@ -338,6 +338,12 @@ class MMMF(TorchRecommender):
         self.module_.eval()
         return self.module_.item_vectors().float().cpu().numpy()
 
+    @torch.no_grad()
+    def user_vectors(self) -> np.ndarray:
+        """User embeddings: ``score = user_vectors() @ item_vectors().T`` (mm_mf, cke)."""
+        self.module_.eval()
+        return self.module_.user.weight.detach().float().cpu().numpy()
+
 
 class CKEConfig(MMMFConfig):
     """CKE: multimodal BPR-MF + KG entity embedding trained jointly with TransR."""

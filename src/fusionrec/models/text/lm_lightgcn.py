@@ -331,6 +331,11 @@ class LMLightGCN(TextModelMixin, LightGCN):
     capabilities = Capabilities(needs_text=True, cold_start_items=True, gpu=True)
     config: LMLightGCNConfig
 
+    def user_vectors(self) -> np.ndarray | None:
+        """LightGCN's user vectors, or None when the text score term is on (the score is then
+        not one inner product, so no ANN index serves it)."""
+        return None if self.module_.text_score else super().user_vectors()
+
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
         self.warm_ = dataset.item_popularity() > 0
         self._prepare_text(dataset)

@@ -312,6 +312,15 @@ class LMMF(TextModelMixin, TorchRecommender):
         with torch.no_grad():
             return self.module_.eval().all_items().cpu().numpy()
 
+    def user_vectors(self) -> np.ndarray | None:
+        """User vectors with ``score = user_vectors() @ item_vectors().T``; None when a text
+        score term is on (the score is then not one inner product, so no ANN index serves it)."""
+        m = self.module_.eval()
+        if m.text_score:
+            return None
+        with torch.no_grad():
+            return m.user_vecs(torch.arange(self.n_users, device=self.device_)).float().cpu().numpy()
+
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         super()._fit(dataset, valid, seed)
         self.sampler_ = None
