@@ -1,0 +1,279 @@
+"""``compressed``: a trained torch model after post-training compression, as a Recommender.
+
+A compressed folder is an ordinary saved-model folder whose ``config.json`` names the model
+``compressed`` with ``{"base": "bpr", "base_params": {...}, "method": "int8"}``; ``load_model``
+finds this class through the ``fusionrec.models`` entry points like any plugin, so
+``evaluate --model-dir``, ``recommend`` and ``serve`` read it unchanged. Beside the usual files
+it holds ``compressed.safetensors`` (the module's tensors, encoded as in
+:mod:`fusionrec.compress.tensors`), ``model.onnx`` for the ``onnx`` method, and
+``compression.json`` (the manifest: method, ratio, source folder, sizes).
+
+Scoring, recommending and every model-specific attribute (``user_vectors``, ``history_``, ...)
+are the base model's, run on the compressed module. ``fit`` trains the base model and then
+compresses it (so the shared conformance checks run over this class too);
+:func:`fusionrec.compress.compress_model` compresses an already trained one.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+from fusionrec.compress.spec import CompressionSpec, parse_method
+from fusionrec.compress.tensors import encode, restore
+from fusionrec.config.base import ModelConfig
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import ConfigError, FusionRecError, ModelStateError
+from fusionrec.models.base import Capabilities, Recommender
+from fusionrec.models.registry import get_model, register
+from fusionrec.models.torch_base import TorchRecommender, cpu_threads
+from fusionrec.training.options import FitOptions
+from fusionrec.training.trainer import resolve_device
+
+__all__ = ["CompressedModel", "CompressedConfig", "TENSOR_FILE", "ONNX_FILE", "check_compressible"]
+
+TENSOR_FILE = "compressed.safetensors"
+ONNX_FILE = "model.onnx"
+
+
+class CompressedConfig(ModelConfig):
+    """What was compressed and how."""
+
+    base: str = "bpr"
+    """Registered name of the torch model that is compressed."""
+    base_params: dict[str, Any] = Field(default_factory=dict)
+    """That model's parameters (as in its own config.json)."""
+    method: str = "int8"
+    """int8, fp16, bf16, prune:RATIO, prune-structured:RATIO or onnx."""
+    linear_int8: str = "auto"
+    """How int8 Linear layers run: dynamic (torchao int8 kernels), weight_only (int8 storage,
+    dequantized on access: for models that read Linear weights directly, as NeuMF does) or
+    auto (dynamic where the model scores with it; the saved config records the choice)."""
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        return str(parse_method(v))
+
+    @field_validator("linear_int8")
+    @classmethod
+    def _linear(cls, v: str) -> str:
+        if v not in ("auto", "dynamic", "weight_only"):
+            raise ValueError(f"linear_int8 must be auto, dynamic or weight_only, got {v!r}")
+        return v
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if v.lower() == "compressed":
+            raise ValueError("a compressed model cannot be compressed again; compress the source folder")
+        return v
+
+
+def check_compressible(model: Recommender) -> TorchRecommender:
+    """``model`` if it is a torch model whose state this package can compress; else a ConfigError."""
+    if isinstance(model, CompressedModel):
+        raise ConfigError(f"model {model.config.base!r} is already compressed ({model.config.method}); compress its source folder instead")
+    if not isinstance(model, TorchRecommender):
+        raise ConfigError(
+            f"model {model.name!r} is not a torch model: compression (int8, fp16, bf16, pruning, onnx) "
+            "applies to torch models with embedding tables and MLPs (bpr, lightgcn, neumf, two_tower, sasrec, ...)"
+        )
+    if type(model)._set_state is not TorchRecommender._set_state:
+        raise ConfigError(
+            f"model {model.name!r} restores extra state of its own when loaded (it overrides _set_state), "
+            "which compressed folders do not support yet"
+        )
+    return model
+
+
+@register("compressed")
+class CompressedModel(Recommender):
+    """A torch model after post-training compression (int8, fp16/bf16, pruning or ONNX)."""
+
+    Config: ClassVar[type[ModelConfig]] = CompressedConfig
+    capabilities = Capabilities()
+    needs_configuration: ClassVar[str | None] = "compresses a trained model: use `fusionrec compress`"
+
+    def __init__(self, config: ModelConfig | dict | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self.spec: CompressionSpec = parse_method(self.config.method)
+        self.inner_: TorchRecommender | None = None
+
+    # ----------------------------------------------------------- build
+    @classmethod
+    def from_model(cls, model: Recommender, method: str | CompressionSpec, linear_int8: str = "auto") -> CompressedModel:
+        """Compress a fitted torch model (left untouched) with ``method``."""
+        base = check_compressible(model)
+        base._require_fitted()
+        out = cls(base=base.name, base_params=base.config.model_dump(mode="json"), method=str(method), linear_int8=linear_int8)
+        out.fit_options_ = base._options()
+        out._adopt_ids(base)
+        out._compress(base)
+        out.fitted_ = True
+        return out
+
+    def _adopt_ids(self, base: Recommender) -> None:
+        self.users_, self.items_ = base.users_, base.items_
+        self.seen_, self.item_pop_, self.item_titles_ = base.seen_, base.item_pop_, base.item_titles_
+
+    def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
+        base = get_model(self.config.base)(self.config.base_params)
+        check_compressible(base)
+        base.fit(dataset, valid, seed, options=self.fit_options_)
+        self._compress(base)
+
+    def check_dataset(self, dataset: Dataset) -> None:
+        get_model(self.config.base)(self.config.base_params).check_dataset(dataset)
+
+    def _compress(self, base: TorchRecommender) -> None:
+        spec = self.spec
+        mode = self.config.linear_int8
+        if spec.kind == "int8" and mode == "auto":
+            for mode in ("dynamic", "weight_only"):
+                try:
+                    self._install(base, encode(base.module_, spec, mode))
+                    self._probe()
+                    break
+                except (NotImplementedError, RuntimeError, TypeError):
+                    if mode == "weight_only":
+                        raise
+            self.config = self.config.model_copy(update={"linear_int8": mode})
+        else:
+            self._install(base, encode(base.module_, spec, "weight_only" if mode == "auto" else mode))
+        if spec.kind == "onnx":
+            from fusionrec.compress.onnx_scoring import OnnxScorer
+
+            self.onnx_: OnnxScorer | None = OnnxScorer.export(self._inner())
+        self._probe()
+
+    def _install(self, base: TorchRecommender, stored: dict[str, torch.Tensor]) -> None:
+        inner = copy.copy(base)  # shares ids and extra arrays; the module is its own
+        module = base.build_module()  # a fresh module (as when loading), not a deepcopy: graph
+        restore(module, stored)  # models hold sparse buffers that cannot be deep-copied
+        inner.module_ = module.to(base.device_)
+        inner.module_.eval()
+        self.inner_, self.stored_ = inner, stored
+        self.capabilities = base.capabilities
+
+    def _probe(self) -> None:
+        rows = np.arange(min(2, self.n_users), dtype=np.int64)
+        self.score_indices(rows)
+
+    # ---------------------------------------------------------- scoring
+    def _options(self) -> FitOptions:
+        return getattr(self, "fit_options_", None) or self.default_options
+
+    def _inner(self) -> TorchRecommender:
+        if self.inner_ is None:
+            self._require_fitted()
+            self.inner_ = self._build_inner(self._folder_, self._extras_)
+        return self.inner_
+
+    def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        self._require_fitted_parts()
+        onnx = getattr(self, "onnx_", None)
+        if onnx is not None:
+            with cpu_threads(self._options().cpu_threads):
+                return onnx.score(self, np.asarray(user_idx, dtype=np.int64), item_idx)
+        from torch.nn.utils import parametrize
+
+        with parametrize.cached():
+            return self._inner().score_indices(user_idx, item_idx)
+
+    def _require_fitted_parts(self) -> None:
+        if self.inner_ is None and getattr(self, "onnx_", None) is None:
+            self._inner()
+
+    def score_histories(self, histories):  # noqa: ANN001 - the base model's signature
+        from torch.nn.utils import parametrize
+
+        with parametrize.cached(), torch.no_grad():
+            return self._inner().score_histories(histories)
+
+    def item_vectors(self) -> np.ndarray | None:
+        from torch.nn.utils import parametrize
+
+        with parametrize.cached(), torch.no_grad():
+            return self._inner().item_vectors()
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: the base model's own attributes and methods
+        # (user_vectors, history_, hist_, ...) answer for the compressed one
+        if name.startswith("__") or name in ("inner_", "onnx_", "_folder_", "_extras_", "stored_", "config", "spec"):
+            raise AttributeError(name)
+        if self.__dict__.get("inner_") is None and "_folder_" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self._inner(), name)
+
+    # ------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        extras = self.__dict__.get("_extras_")
+        if extras is None:
+            extras = self._inner()._extra_state()
+        return {f"extra.{k}": np.asarray(v) for k, v in extras.items()}
+
+    def _save_files(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        stored = self.__dict__.get("stored_")
+        src = self.__dict__.get("_folder_")
+        if stored is not None:
+            save_file({k: v.contiguous() for k, v in stored.items()}, str(folder / TENSOR_FILE))
+        elif src is not None and (Path(src) / TENSOR_FILE).is_file():
+            shutil.copyfile(Path(src) / TENSOR_FILE, folder / TENSOR_FILE)
+        else:
+            raise ModelStateError(f"the compressed tensors of this model are gone ({src}/{TENSOR_FILE})")
+        onnx = getattr(self, "onnx_", None)
+        if onnx is not None:
+            onnx.save(folder / ONNX_FILE)
+        if self.inner_ is not None:
+            self.inner_._save_files(folder)
+
+    def _load_files(self, folder: Path) -> None:
+        self._folder_ = Path(folder)
+        for name in (TENSOR_FILE,) + ((ONNX_FILE,) if self.spec.kind == "onnx" else ()):
+            if not (self._folder_ / name).is_file():
+                raise ModelStateError(f"{self._folder_ / name}: missing (a compressed {self.spec} folder needs it)")
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self._extras_ = {k[6:]: v for k, v in state.items() if k.startswith("extra.")}
+        self.capabilities = get_model(self.config.base).capabilities
+        if self.spec.kind == "onnx":
+            from fusionrec.compress.onnx_scoring import OnnxScorer
+
+            self.onnx_ = OnnxScorer.load(self._folder_ / ONNX_FILE, self._extras_)
+            self.inner_ = None  # the torch module loads only when something besides scoring needs it
+        else:
+            self.inner_ = self._build_inner(self._folder_, self._extras_)
+
+    def _build_inner(self, folder: Path, extras: dict[str, np.ndarray]) -> TorchRecommender:
+        from safetensors.torch import load_file
+
+        cls = get_model(self.config.base)
+        inner = cls(self.config.base_params)
+        if not isinstance(inner, TorchRecommender):
+            raise ModelStateError(f"{folder}: base model {self.config.base!r} is not a torch model")
+        inner.fit_options_ = self._options()
+        for attr in ("users_", "items_", "seen_", "item_pop_", "item_titles_"):
+            setattr(inner, attr, getattr(self, attr))
+        inner.device_ = resolve_device(self._options().device)
+        try:
+            inner._load_files(folder)
+            inner._load_extra_state(extras)
+            module = inner.build_module()
+            restore(module, load_file(str(folder / TENSOR_FILE)), where=str(folder / TENSOR_FILE))
+        except FusionRecError:
+            raise
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise ModelStateError(f"{folder}: the compressed state does not fit model {self.config.base!r} ({type(e).__name__}: {e})") from None
+        inner.module_ = module.to(inner.device_)
+        inner.module_.eval()
+        inner.fitted_ = True
+        return inner
