@@ -67,7 +67,9 @@ class Subject:
 
     @property
     def caps(self) -> Capabilities:
-        return self.cls.capabilities
+        # an instance may declare capabilities that follow its config (mm_mf: cold items only
+        # with modalities); building it only validates and stores the config
+        return self.cls(**self.params).capabilities
 
     @property
     def dataset(self) -> Dataset:

@@ -133,6 +133,8 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
         "joint", {**_KG, "batch_size": 32}, data="toy_text", overrides={"cold_item_signal": _TRAINED}
     ),
     ConformanceCase("mm_mf", {**_MF, "modalities": ["image"], "fusion": "gate"}),
+    # without modalities mm_mf declares no cold_start_items (its capabilities follow the config)
+    ConformanceCase("mm_mf", _MF, label="id"),
     # text
     ConformanceCase("lm_ease", {"reg_weight": 5.0}, data="toy_text"),
     ConformanceCase("lm_mf", {"epochs": 3, "batch_size": 16}, data="toy_text"),

@@ -22,6 +22,7 @@ NDCG@10.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -252,7 +253,20 @@ class MMMF(TorchRecommender):
     """Multimodal BPR-MF: item vector = fusion(ID embedding, named item modalities)."""
 
     Config: ClassVar[type[MMMFConfig]] = MMMFConfig
-    capabilities = Capabilities(cold_start_items=True)
+    #: the defaults (no modalities): an item is its ID vector only, so an item without training
+    #: interactions carries no signal; an instance configured with modalities declares
+    #: ``cold_start_items`` (see ``configured_capabilities``)
+    capabilities = Capabilities()
+
+    def __init__(self, config: MMMFConfig | dict | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        # the declared capabilities follow the config (the conformance checks verify them)
+        self.capabilities = self.configured_capabilities(self.config)
+
+    @classmethod
+    def configured_capabilities(cls, config: MMMFConfig) -> Capabilities:
+        """What a model with ``config`` can do: cold items only through fused modalities."""
+        return replace(cls.capabilities, cold_start_items=bool(config.modalities))
 
     # ------------------------------------------------------------------ data
     def _modalities(self, dataset: Dataset) -> dict[str, np.ndarray]:
@@ -369,6 +383,11 @@ class CKE(MMMF):
 
     Config: ClassVar[type[CKEConfig]] = CKEConfig
     capabilities = Capabilities(needs_kg=True, cold_start_items=True)
+
+    @classmethod
+    def configured_capabilities(cls, config: MMMFConfig) -> Capabilities:
+        """Cold items through their KG neighbours' ID vectors, with or without modalities."""
+        return cls.capabilities
 
     def _prepare(self, dataset: Dataset, rng: np.random.Generator) -> None:
         super()._prepare(dataset, rng)
