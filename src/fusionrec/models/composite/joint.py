@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from fusionrec.data.dataset import Dataset
@@ -78,7 +78,19 @@ class JointRecConfig(JointConfig, LMTextConfig):
     batch_size: int = Field(4096, ge=1)
     """Interactions per optimisation step."""
     lr: float = Field(5e-3, gt=0)
-    """Learning rate (the language model's trainable weights use ``encoder_lr``)."""
+    """Learning rate of the ID embeddings (the language model's trainable weights use ``encoder_lr``)."""
+    source_lr: dict[Source, float] = Field(default_factory=dict)
+    """Learning rate per side source's own weights (user: the feature encoder; text: the text
+    projection; kg: entity, relation and TransR projection tables); a source not named trains
+    at ``lr``. E.g. {"text": 1e-3}."""
+
+    @field_validator("source_lr")
+    @classmethod
+    def _positive_lr(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not x > 0}
+        if bad:
+            raise ValueError(f"source_lr must be > 0, got {bad}")
+        return v
 
 
 class _JointModule(nn.Module):
@@ -176,8 +188,25 @@ class _JointModule(nn.Module):
             out["reg"] = w["reg"] * 0.5 * (u.pow(2).sum() + rv.pow(2).sum()) / n
         return out
 
+    def source_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """The trainable weights of each side source in the model."""
+        out: dict[str, list[nn.Parameter]] = {}
+        if self.user_feats is not None:
+            out["user"] = list(self.user_feats.parameters())
+        if self.bank is not None:
+            out["text"] = list(self.text_proj.parameters())
+        if self.has_kg:
+            out["kg"] = [self.entity.weight, self.relation.weight, self.proj]
+        return {k: [p for p in ps if p.requires_grad] for k, ps in out.items()}
+
     def param_groups(self, lr: float) -> list[dict]:
-        groups = [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+        per = self.source_parameters()
+        taken = {id(p) for ps in per.values() for p in ps}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
+        groups = [{"params": rest, "lr": lr}]
+        for name, ps in per.items():
+            if ps:
+                groups.append({"params": ps, "lr": self.c.source_lr.get(name, lr)})
         if self.bank is not None:
             groups += self.bank.param_groups(self.c.encoder_lr)
         return groups
@@ -291,6 +320,17 @@ class JointRec(TextModelMixin, TorchRecommender):
         return self.module_.eval().item_vecs().float().cpu().numpy()
 
     # ----------------------------------------------------------- persistence
+    def _warm_start_tables(self) -> dict[str, Any]:
+        """The id-indexed tables by name (``init_from``): user and item ID embeddings and the
+        items' cached text vectors; every other weight (text projection, feature encoder, KG
+        tables) is copied whole. Named, not guessed from shapes: a (dim, n) projection looks
+        like an item table whenever n_items equals the embedding width or n_users."""
+        from fusionrec.models.warm_start import IdTable
+
+        sd = self.module_.state_dict()
+        names = {"user.weight": "user", "item.weight": "item", "bank.memory": "item"}
+        return {k: IdTable(kind) for k, kind in names.items() if k in sd}
+
     def _extra_state(self) -> dict[str, np.ndarray]:
         s = set(self.config.sources)
         out: dict[str, np.ndarray] = {"warm": self.warm_}
