@@ -3,15 +3,26 @@
 Below ``threshold`` items the search is exact (a flat index); above it an IVF-Flat or HNSW
 index answers approximately. The index can be saved beside the model (``ann.faiss``, faiss'
 own binary format, not pickle) so a restart does not rebuild it.
+
+A saved index is read memory-mapped (``mmap=True``): IVF inverted lists through faiss'
+``IO_FLAG_MMAP``, the stored vectors of HNSW and flat indexes through ``IO_FLAG_MMAP_IFC``. The
+pages then belong to the page cache, so the worker processes of one server share one copy
+(only the HNSW graph links stay private). :func:`load_or_build` lets the first worker build and
+save the index while the others wait on a lock of the model folder, then every worker maps
+the saved file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["AnnIndex", "ANN_FILE"]
+__all__ = ["AnnIndex", "ANN_FILE", "load_or_build"]
 
 ANN_FILE = "ann.faiss"
 
@@ -19,11 +30,13 @@ ANN_FILE = "ann.faiss"
 class AnnIndex:
     """Top-n search of item indices by inner product with a query vector."""
 
-    def __init__(self, index, exact: bool, kind: str, nprobe: int) -> None:
+    def __init__(self, index, exact: bool, kind: str, nprobe: int, mapped: bool = False) -> None:
         self.index = index
         self.exact = exact
         self.kind = kind
         self.nprobe = nprobe
+        self.mapped = mapped
+        """Whether the index was read memory-mapped from a saved file (shared between processes)."""
         self._set_search_params()
 
     @classmethod
@@ -82,30 +95,108 @@ class AnnIndex:
         import faiss
 
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        faiss.write_index(self.index, str(tmp))
-        tmp.replace(path)
+        # one temp name per process: workers saving at once never write into each other's file
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            faiss.write_index(self.index, str(tmp))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, n_items: int, dim: int, nprobe: int = 32) -> AnnIndex | None:
-        """The saved index, or None when it is unreadable or does not match the model's item
-        vectors (the caller then builds a new one)."""
+    def load(
+        cls,
+        path: str | Path,
+        n_items: int,
+        dim: int,
+        nprobe: int = 32,
+        kind: str | None = None,
+        mmap: bool = False,
+    ) -> AnnIndex | None:
+        """The saved index, or None when it is unreadable, does not match the model's item
+        vectors, or is not of ``kind`` ("flat", "ivf", "hnsw"; None: any) — the caller then
+        builds a new one. ``mmap`` reads it memory-mapped (see the module docstring)."""
         import faiss
 
+        flags = 0
+        if mmap:
+            flags = faiss.IO_FLAG_MMAP if kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), flags)
         except Exception:  # faiss raises RuntimeError (and others) for a damaged file
             return None
         if not isinstance(index, (faiss.IndexFlat, faiss.IndexIVF, faiss.IndexHNSW)):
             return None
         if index.ntotal != n_items or index.d != dim or index.metric_type != faiss.METRIC_INNER_PRODUCT:
             return None
-        kind = (
+        got = (
             "ivf"
             if isinstance(index, faiss.IndexIVF)
             else "hnsw"
             if isinstance(index, faiss.IndexHNSW)
             else "flat"
         )
-        return cls(index, kind == "flat", kind, nprobe)
+        if kind is not None and got != kind:
+            return None
+        return cls(index, got == "flat", got, nprobe, mapped=bool(flags))
+
+
+def expected_kind(n_items: int, threshold: int, kind: str) -> str:
+    """The index :meth:`AnnIndex.build` makes for ``n_items``: "flat" up to ``threshold``."""
+    return "flat" if n_items <= threshold else kind
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on a folder (flock on its descriptor; no lock file is left);
+    a no-op where the folder cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def load_or_build(
+    item_vectors: np.ndarray,
+    path: str | Path | None = None,
+    *,
+    threshold: int = 50_000,
+    kind: str = "ivf",
+    nprobe: int = 32,
+    save: bool = True,
+    mmap: bool = True,
+) -> AnnIndex:
+    """The index of ``item_vectors``: the saved one at ``path`` when it matches, else built
+    (and saved there when ``save``; a read-only folder keeps it in memory). Processes
+    serving the same folder build it once: the builder holds a lock of the folder and the
+    others then read what it saved."""
+    n, dim = item_vectors.shape
+    want = expected_kind(n, threshold, kind)
+    if path is None:
+        return AnnIndex.build(item_vectors, threshold=threshold, kind=kind, nprobe=nprobe)
+    path = Path(path)
+    found = AnnIndex.load(path, n, dim, nprobe, kind=want, mmap=mmap) if path.exists() else None
+    if found is not None:
+        return found
+    with _folder_lock(path.parent):
+        if path.exists():  # another process may have saved it while this one waited
+            found = AnnIndex.load(path, n, dim, nprobe, kind=want, mmap=mmap)
+            if found is not None:
+                return found
+        built = AnnIndex.build(item_vectors, threshold=threshold, kind=kind, nprobe=nprobe)
+        if not save:
+            return built
+        try:
+            built.save(path)
+        except (OSError, RuntimeError):  # a read-only model folder: keep the index in memory
+            return built
+    if mmap:  # serve the saved file mapped (shared with other workers), not the private copy
+        return AnnIndex.load(path, n, dim, nprobe, kind=want, mmap=True) or built
+    return built

@@ -22,8 +22,9 @@ from fusionrec.errors import ConfigError, FusionRecError, ModelStateError, Unkno
 from fusionrec.models.base import Recommender, load_model
 from fusionrec.models.folder import smoke_check
 from fusionrec.models.recommend import Recommendation, recommend_batch, user_vectors_of
-from fusionrec.serving.ann import ANN_FILE, AnnIndex
+from fusionrec.serving.ann import ANN_FILE, AnnIndex, load_or_build
 from fusionrec.serving.catalog import Catalog
+from fusionrec.serving.shared_arrays import map_model_arrays
 
 __all__ = [
     "ModelState",
@@ -78,10 +79,16 @@ class ModelState:
         ann_nprobe: int = 32,
         save_index: bool = True,
         validate: bool = True,
+        ann: bool = False,
+        ann_mmap: bool = True,
     ) -> ModelState:
         """Wrap a fitted model: catalog from ``path``/``dataset``, ANN index for embedding models.
 
-        With ``validate`` the state is checked (:func:`validate_state`) before it is returned."""
+        A model with user and item vectors (``score = user_vectors @ item_vectors.T``) gets an
+        approximate index of ``ann_kind`` when it has more than ``ann_threshold`` items, or
+        whatever its size with ``ann``; a saved ``ann.faiss`` is read memory-mapped with
+        ``ann_mmap`` (shared by worker processes). With ``validate`` the state is checked
+        (:func:`validate_state`) before it is returned."""
         if not getattr(model, "fitted_", False):
             raise ModelStateError("the service needs a fitted model")
         catalog = Catalog.load(
@@ -93,27 +100,27 @@ class ModelState:
             raise ModelStateError(
                 f"{path or 'the model'}: {iv.shape[0]} item vectors for {model.n_items} items"
             )
-        ann, uv = None, None
-        if iv is not None and model.n_items > ann_threshold:
+        uv = None
+        if iv is not None and (ann or model.n_items > ann_threshold):
             uv = user_vectors_of(model)
             if uv is not None and uv.shape != (model.n_users, iv.shape[1]):
                 raise ModelStateError(
                     f"{path or 'the model'}: user vectors of shape {uv.shape}, expected "
                     f"({model.n_users}, {iv.shape[1]})"
                 )
+        index = None
         if uv is not None and iv is not None:
-            saved = None if path is None else Path(path) / ANN_FILE
-            if saved is not None and saved.exists():
-                ann = AnnIndex.load(saved, model.n_items, iv.shape[1], ann_nprobe)
-            if ann is None:
-                ann = AnnIndex.build(iv, threshold=ann_threshold, kind=ann_kind, nprobe=ann_nprobe)
-                if saved is not None and save_index:
-                    try:
-                        ann.save(saved)
-                    except OSError:  # a read-only model folder: keep the index in memory
-                        pass
+            index = load_or_build(
+                iv,
+                None if path is None else Path(path) / ANN_FILE,
+                threshold=0 if ann else ann_threshold,
+                kind=ann_kind,
+                nprobe=ann_nprobe,
+                save=save_index,
+                mmap=ann_mmap,
+            )
         norms = None
-        if ann is not None and iv is not None:
+        if index is not None and iv is not None:
             norms = np.linalg.norm(iv, axis=1).astype(np.float32)
         state = cls(
             model,
@@ -121,7 +128,7 @@ class ModelState:
             None if path is None else str(path),
             time.time(),
             catalog,
-            ann,
+            index,
             uv,
             norms,
             iv,
@@ -132,10 +139,20 @@ class ModelState:
 
     @classmethod
     def load(
-        cls, path: str | Path, version: str | None = None, dataset: Dataset | None = None, **kw
+        cls,
+        path: str | Path,
+        version: str | None = None,
+        dataset: Dataset | None = None,
+        mmap: bool = False,
+        **kw,
     ) -> ModelState:
+        """Load the folder; with ``mmap`` the model's arrays are copy-on-write maps of its
+        state file (shared by the worker processes serving it: ``serving/shared_arrays.py``)."""
         path = Path(path)
-        return cls.from_model(load_model(path), version or path.name, path, dataset, **kw)
+        model = load_model(path)
+        if mmap:
+            map_model_arrays(model, path)
+        return cls.from_model(model, version or path.name, path, dataset, **kw)
 
     @property
     def name(self) -> str:

@@ -21,6 +21,12 @@ from fusionrec.serving.engine import ModelState, latest_version
 from fusionrec.serving.events import EventStore
 from fusionrec.serving.metrics import Metrics
 from fusionrec.serving.settings import ServeSettings
+from fusionrec.serving.worker_sync import (
+    ChangeCounter,
+    SyncedAnswerCache,
+    changed_users,
+    last_event_id,
+)
 
 __all__ = ["Service"]
 
@@ -35,7 +41,17 @@ class Service:
         self.engine = make_engine(settings.events_url)
         self.events = EventStore(self.engine)
         self.keys = KeyStore(self.engine)
-        self.cache = AnswerCache(settings.cache_size)
+        # several workers (``settings.sync_file``): a shared counter tells this one that another
+        # stored feedback, and the caches below are brought up to date before they are read
+        self._sync = None if settings.sync_file is None else ChangeCounter(settings.sync_file)
+        self._sync_lock = threading.Lock()
+        self._sync_seen = 0 if self._sync is None else self._sync.value()
+        self._synced_id = 0 if self._sync is None else last_event_id(self.engine)
+        self.cache = (
+            AnswerCache(settings.cache_size)
+            if self._sync is None
+            else SyncedAnswerCache(settings.cache_size, self.sync_workers)
+        )
         self.metrics = Metrics()
         self.state: ModelState | None = None
         self._reload_lock = threading.Lock()
@@ -104,10 +120,31 @@ class Service:
         return info
 
     # ----------------------------------------------------------- feedback events
+    def sync_workers(self) -> None:
+        """Drop what memory holds for users whose feedback another worker stored since this one
+        last looked (``serving/worker_sync.py``); one 8-byte read when nothing changed."""
+        if self._sync is None or self._sync.value() == self._sync_seen:
+            return
+        with self._sync_lock:
+            seen = self._sync.value()
+            if seen == self._sync_seen:
+                return
+            users, last = changed_users(self.engine, self._synced_id)
+            with self._events_lock:
+                self._events_gen += 1
+                for u in users:
+                    self._events_cache.pop(u, None)
+                if self._event_users is not None:
+                    self._event_users.update(users)
+            for u in users:
+                self.cache.invalidate_user(u)
+            self._synced_id, self._sync_seen = last, seen
+
     def cached_event_items(self, user_id: str) -> list[str] | None:
         """The user's feedback item ids when held in memory, else None (then call ``event_items``)."""
         if self.settings.events_cache_size <= 0:
             return None
+        self.sync_workers()
         with self._events_lock:
             if self._event_users is not None and user_id not in self._event_users:
                 return []
@@ -149,6 +186,8 @@ class Service:
             if self._event_users is not None:
                 self._event_users.add(str(user_id))
         self.cache.invalidate_user(user_id)
+        if self._sync is not None:
+            self._sync.bump()
         return eid
 
     def _load_event_users(self) -> None:
@@ -191,6 +230,9 @@ class Service:
                 ann_threshold=s.ann_threshold,
                 ann_kind=s.ann_kind,
                 ann_nprobe=s.ann_nprobe,
+                ann=s.ann,
+                mmap=s.mmap_model,
+                ann_mmap=s.mmap_model,
             )
         except FusionRecError:
             raise
@@ -266,6 +308,8 @@ class Service:
         if self.settings.gc_freeze:
             gc.unfreeze()
         self.engine.dispose()
+        if self._sync is not None:
+            self._sync.close()
 
 
 def _signature(folder: Path) -> tuple:

@@ -61,6 +61,20 @@ class ServeSettings(BaseModel):
     """IVF lists visited per query (or HNSW efSearch)."""
     ann_candidates: int = Field(200, ge=10)
     """Candidates fetched from the index before exact re-ranking."""
+    ann: bool = False
+    """Serve every model with user and item vectors (bpr, lightgcn, two_tower, lm_mf, cke, ...)
+    through an approximate ``ann_kind`` index whatever its catalogue size (``fusionrec serve
+    --ann``); off: only catalogues above ``ann_threshold``. Candidates are re-ranked exactly."""
+    mmap_model: bool = True
+    """Serve the model's arrays (embedding tables, EASE's B, the training interactions) and the
+    saved ANN index memory-mapped from the model folder, so worker processes share one copy."""
+    workers: int = Field(1, ge=1, le=64)
+    """uvicorn worker processes (``fusionrec serve --workers N``), each with the model loaded
+    read-only from the same memory-mapped files."""
+    sync_file: Path | None = None
+    """Small shared file through which the worker processes of one server tell each other that
+    feedback was stored (``fusionrec serve`` sets it when ``workers`` > 1); each worker then
+    drops the cached answers and feedback items of the users concerned before it answers."""
     key_cache_s: float = Field(1.0, ge=0)
     """Seconds a successful API-key check is remembered in memory (0: check the database every time);
     a key revoked from another process stops working at most this long after."""
