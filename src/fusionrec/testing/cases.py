@@ -129,6 +129,7 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
         overrides={"cold_item_signal": _TRAINED},
     ),
     ConformanceCase("kgat", {**_KG, "hidden_dims": [8, 4]}),
+    ConformanceCase("kg_ease", {"reg_weight": 5.0, "kg_weight": 0.3}),
     ConformanceCase(
         "joint", {**_KG, "batch_size": 32}, data="toy_text", overrides={"cold_item_signal": _TRAINED}
     ),
