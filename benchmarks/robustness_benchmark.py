@@ -1,29 +1,38 @@
-"""Shilling attacks on ml-100k: overall NDCG@10 and target hit rate, with and without defences.
+"""Shilling attacks on ml-100k (RS 8:1:1): overall NDCG@10 and the targets' hit rate, with and
+without a defence, for several models.
 
-Rows: clean BPR; for each attack kind (random, average, bandwagon): no defence, the
-fake-profile detector (flagged users removed, then refit; its precision/recall), APR
-(BPR with adv_eps). Targets: 5 items drawn among the 20-50% popularity quantiles.
+Targets: ``--targets`` items drawn in the long tail (popularity-rank quantiles 0.5-0.8: above
+the median, below the 20% most popular). ``--profiles`` fake users (50 = 5.3% of the users) with
+``--filler`` filler items each: random/average filler drawn in proportion to popularity,
+bandwagon filler from the 60 most popular items (``fusionrec.robustness.study.default_attack``).
+Defences: the fake-profile detector (flagged users removed, then refit) and APR (BPR only).
 
-    python benchmarks/robustness_benchmark.py --epochs 40 --profiles 100 --filler 20
+    python benchmarks/robustness_benchmark.py --models bpr,ease,itemknn
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import math
 from pathlib import Path
 
 import numpy as np
 
 
+def _fmt(v: float | None) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--profiles", type=int, default=100)
-    ap.add_argument("--filler", type=int, default=20)
+    ap.add_argument("--models", default="bpr,ease,itemknn")
+    ap.add_argument("--bpr-epochs", type=int, default=40)
+    ap.add_argument("--profiles", type=int, default=50)
+    ap.add_argument("--filler", type=int, default=40)
     ap.add_argument("--targets", type=int, default=5)
-    ap.add_argument("--adv-eps", type=float, default=0.5)
+    ap.add_argument("--adv-eps", type=float, default=0.05)
+    ap.add_argument("--threshold", type=float, default=8.0)
     ap.add_argument("--kinds", default="random,average,bandwagon")
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/robustness"))
@@ -31,54 +40,32 @@ def main(argv: list[str] | None = None) -> int:
 
     from fusionrec.data import load_dataset
     from fusionrec.data.splits import split
-    from fusionrec.evaluation import Evaluator
-    from fusionrec.models.classic.bpr import BPR
-    from fusionrec.robustness import (
-        ShillingAttack,
-        detect_fake_profiles,
-        inject_profiles,
-        pick_targets,
-        precision_recall,
-    )
-    from fusionrec.robustness.poisoning import target_hit_rate
+    from fusionrec.robustness.poisoning import pick_targets
+    from fusionrec.robustness.study import default_attack, run_attack
 
     ds = load_dataset("ml-100k")
     sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=args.seed)
-    rng = np.random.default_rng(args.seed)
-    targets = pick_targets(sp.train, args.targets, rng)
-    real = np.arange(sp.train.n_users)
-    ev = Evaluator(["ndcg"], ks=(10,))
-    rows: list[dict] = []
-
-    def run(label: str, attack: str, defence: str, train, adv: float = 0.0, pr=None) -> None:
-        t = time.time()
-        m = BPR(epochs=args.epochs, patience=0, adv_eps=adv).fit(train, seed=args.seed)
-        ndcg = ev.evaluate(m, sp.test, exclude=(sp.train, sp.valid)).metrics["ndcg@10"]
-        row = {"attack": attack, "defence": defence, "ndcg@10": ndcg,
-               "target_hr@10": target_hit_rate(m, real, targets, 10),
-               "target_hr@50": target_hit_rate(m, real, targets, 50), "seconds": time.time() - t}
-        if pr is not None:
-            row["det_precision"], row["det_recall"] = pr
-        rows.append(row)
-        print(label, json.dumps(row), flush=True)
-
-    run("clean", "none", "none", sp.train)
-    run("clean+apr", "none", "apr", sp.train, adv=args.adv_eps)
-    for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
-        att = ShillingAttack(kind=kind, targets=targets, n_profiles=args.profiles, filler_size=args.filler)
-        poisoned, fake = inject_profiles(sp.train, att, rng)
-        run(kind, kind, "none", poisoned)
-        det = detect_fake_profiles(poisoned)
-        pr = precision_recall(det.flagged, fake)
-        run(kind + "+detector", kind, "detector", poisoned.with_interactions(~det.flagged[poisoned.user_idx]), pr=pr)
-        run(kind + "+apr", kind, "apr", poisoned, adv=args.adv_eps)
+    targets = pick_targets(sp.train, args.targets, np.random.default_rng(args.seed), quantile=(0.5, 0.8))
+    kw = {"seed": args.seed, "apr_eps": args.adv_eps, "detector_threshold": args.threshold}
+    rows = []
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        params = {"epochs": args.bpr_epochs, "patience": 0} if name == "bpr" else {}
+        defences = ["detector", "apr"] if name == "bpr" else ["detector"]
+        settings = [(None, "none")] + ([(None, "apr")] if name == "bpr" else [])
+        for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
+            att = default_attack(kind, targets, args.profiles, args.filler)
+            settings += [(att, "none")] + [(att, d) for d in defences]
+        for att, d in settings:
+            r = run_attack(name, params, sp.train, sp.test, (sp.train, sp.valid), targets, att, d, **kw)  # type: ignore[arg-type]
+            rows.append(r.as_dict())
+            print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "attacks.json").write_text(json.dumps({"targets": list(targets), "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
-    print("| attack | defence | NDCG@10 | target HR@10 | target HR@50 | detector P / R |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| model | attack | defence | NDCG@10 | target HR@10 | target HR@50 | detector P / R | users removed |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        det = f"{r['det_precision']:.2f} / {r['det_recall']:.2f}" if "det_precision" in r else "—"
-        print(f"| {r['attack']} | {r['defence']} | {r['ndcg@10']:.4f} | {r['target_hr@10']:.4f} | {r['target_hr@50']:.4f} | {det} |")
+        det = "—" if r["det_precision"] is None else f"{r['det_precision']:.2f} / {r['det_recall']:.2f}"
+        print(f"| {r['model']} | {r['attack']} | {r['defence']} | {r['ndcg10']:.4f} | {_fmt(r['target_hr10'])} | {_fmt(r['target_hr50'])} | {det} | {r['removed_users']} |")
     return 0
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,6 +60,13 @@ class DPConfig(BaseModel):
     """Adam learning rate."""
     accountant: str = "rdp"
     """opacus accountant: rdp, prv or gdp."""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """Optimiser applied to the privatised gradient (post-processing: any choice keeps the budget)."""
+    per_example: Literal["auto", "rows", "vmap"] = "auto"
+    """How per-example gradients are computed: ``rows`` (models whose only parameters are embedding
+    tables looked up once per example, e.g. BPR-MF: the gradient of each example's looked-up rows,
+    O(B x d) per step), ``vmap`` (torch.func over the whole module: any per-example loss, but
+    dense B x parameters per step), ``auto`` = rows where it applies."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,69 @@ def _prepare_fitted_state(model: TorchRecommender, dataset: Dataset, options: Fi
     model.item_titles_ = None if titles is None else np.asarray(titles, dtype=str)
 
 
+def _rows_apply(module: torch.nn.Module) -> bool:
+    """True when every trainable parameter is the weight of an ``nn.Embedding``."""
+    emb = {id(m.weight) for m in module.modules() if isinstance(m, torch.nn.Embedding)}
+    return all(id(p) in emb for p in module.parameters() if p.requires_grad)
+
+
+def _row_grads(wrapped: _LossOf, module: torch.nn.Module, example: dict[str, torch.Tensor]) -> list[tuple[torch.nn.Embedding, torch.Tensor, torch.Tensor]]:
+    """(table, looked-up indices (B, ...), gradient of the summed loss w.r.t. the looked-up rows
+    (B, ..., d)) for every embedding lookup of one batch. Row b of each lookup belongs to
+    example b only, so these are the per-example gradients.
+
+    Raises:
+        ConfigError: a lookup whose first dimension is not the batch (rows shared by examples).
+    """
+    calls: list[tuple[torch.nn.Embedding, torch.Tensor, torch.Tensor]] = []
+
+    def hook(mod: torch.nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        out.retain_grad()
+        calls.append((mod, inp[0], out))  # type: ignore[arg-type]
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Embedding)]
+    try:
+        n = len(next(iter(example.values())))
+        loss = wrapped(example) * n  # the module's loss is a mean over the batch
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    if not calls:
+        raise ConfigError("the module looks up no rows through nn.Embedding calls; per_example='rows' does not apply (use 'vmap')")
+    for _, idx, _out in calls:
+        if idx.shape[0] != n:
+            raise ConfigError("an embedding lookup is shared by the batch; per_example='rows' does not apply (use 'vmap')")
+    return [(mod, idx, out.grad if out.grad is not None else torch.zeros_like(out)) for mod, idx, out in calls]
+
+
+def _clipped_sum(calls: list[tuple[torch.nn.Embedding, torch.Tensor, torch.Tensor]], clip: float) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """Per-example L2 clipping to ``clip`` of the sparse per-example gradients, summed into each
+    table; returns ``{id(weight): summed clipped gradient}`` and the per-example norms. A row an
+    example looks up twice (the same item as positive and negative) is summed before its norm."""
+    n = calls[0][1].shape[0]
+    by_table: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+    for mod, idx, g in calls:
+        d = g.shape[-1]
+        ex = torch.arange(n, device=g.device).view(-1, *([1] * (idx.dim() - 1))).expand_as(idx)
+        by_table.setdefault(id(mod.weight), []).append((ex.reshape(-1), idx.reshape(-1), g.reshape(-1, d)))
+    sq = torch.zeros(n, device=calls[0][2].device, dtype=torch.float32)
+    merged: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    for key, parts in by_table.items():
+        ex = torch.cat([p[0] for p in parts])
+        idx = torch.cat([p[1] for p in parts])
+        g = torch.cat([p[2] for p in parts]).float()
+        n_rows = int(idx.max()) + 1
+        uniq, inv = torch.unique(ex * n_rows + idx, return_inverse=True)
+        summed = torch.zeros(len(uniq), g.shape[1], device=g.device).index_add_(0, inv, g)
+        sq.index_add_(0, uniq // n_rows, summed.pow(2).sum(1))
+        merged[key] = (uniq // n_rows, uniq % n_rows, summed)
+    norms = sq.sqrt()
+    factor = (clip / (norms + 1e-6)).clamp(max=1.0)
+    out = {key: (ex, idx, g * factor[ex, None]) for key, (ex, idx, g) in merged.items()}
+    return {key: (idx, g) for key, (_, idx, g) in out.items()}, norms  # type: ignore[misc]
+
+
 def fit_private(
     model: TorchRecommender,
     dataset: Dataset,
@@ -185,11 +255,19 @@ def fit_private(
     wrapped = _LossOf(module)
     params = {k: p for k, p in wrapped.named_parameters() if p.requires_grad}
     buffers = dict(wrapped.named_buffers())
-    base_opt = torch.optim.Adam(list(params.values()), lr=dp.lr)
+    opt_cls = torch.optim.Adam if dp.optimizer == "adam" else torch.optim.SGD
+    base_opt = opt_cls(list(params.values()), lr=dp.lr)
     accountant = create_accountant(dp.accountant)
+    use_rows = dp.per_example == "rows" or (dp.per_example == "auto" and _rows_apply(module))
+    if getattr(module, "closed_form", False):
+        # BPR's fused closed-form gradient reads the tables without nn.Embedding calls: both
+        # per-example paths need the plain lookups (same loss, same values)
+        module.closed_form = False
+    if dp.per_example == "rows" and not _rows_apply(module):
+        raise ConfigError(f"{model.name}: per_example='rows' needs a module whose only parameters are embedding tables")
     opt: torch.optim.Optimizer = base_opt
-    if private:
-        gen_noise = torch.Generator(device=model.device_).manual_seed(seed + 1)
+    gen_noise = torch.Generator(device=model.device_).manual_seed(seed + 1)
+    if private and not use_rows:
         opt = DPOptimizer(
             base_opt, noise_multiplier=sigma, max_grad_norm=dp.max_grad_norm,
             expected_batch_size=dp.batch_size, loss_reduction="mean", generator=gen_noise,
@@ -203,6 +281,25 @@ def fit_private(
     per_example_grad = torch.func.vmap(
         torch.func.grad(one_loss), in_dims=(None, None, 0, None), randomness="different"
     )
+
+    def rows_step(example: dict[str, torch.Tensor], shared: dict[str, torch.Tensor]) -> None:
+        """Clip each example's sparse row gradients, sum, add N(0, (sigma C)^2) to every row
+        of every table, divide by the expected batch size (what opacus' DPOptimizer does with
+        dense per-example gradients), record the step in opacus' accountant."""
+        opt.zero_grad(set_to_none=True)
+        sums: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if len(next(iter(example.values()))):
+            sums, _ = _clipped_sum(_row_grads(wrapped, module, example | shared), dp.max_grad_norm)
+        for p in params.values():
+            g = torch.zeros_like(p)
+            if id(p) in sums:
+                rows, vals = sums[id(p)]
+                g.index_add_(0, rows, vals.to(g.dtype))
+            noise = torch.randn(p.shape, generator=gen_noise, device=p.device, dtype=p.dtype)
+            p.grad = (g + sigma * dp.max_grad_norm * noise) / dp.batch_size
+        opt.step()
+        accountant.step(noise_multiplier=sigma, sample_rate=q)
+
     last = float("nan")
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -215,23 +312,31 @@ def fit_private(
                 idx = mask.nonzero().squeeze(1)
                 shared = shared_list[t % len(shared_list)]
                 example = {k: v[idx] for k, v in pool.items()}
-                opt.zero_grad(set_to_none=True)
-                if len(idx) == 0:
-                    if private:  # an empty Poisson draw still takes a (noise-only) step
-                        for p in params.values():
-                            p.grad_sample = torch.zeros((0, *p.shape), device=p.device)
+                if use_rows and private:
+                    rows_step(example, shared)
+                elif use_rows:
+                    opt.zero_grad(set_to_none=True)
+                    if len(idx):
+                        wrapped(example | shared).backward()
                         opt.step()
-                    continue
-                detached = {k: p.detach() for k, p in params.items()}
-                grads = per_example_grad(detached, buffers, example, shared)
-                if private:
-                    for k, p in params.items():
-                        p.grad_sample = grads[k]
                 else:
-                    for k, p in params.items():
-                        p.grad = grads[k].mean(0)
-                opt.step()
-                if t == steps_per_epoch - 1:
+                    opt.zero_grad(set_to_none=True)
+                    if len(idx) == 0:
+                        if private:  # an empty Poisson draw still takes a (noise-only) step
+                            for p in params.values():
+                                p.grad_sample = torch.zeros((0, *p.shape), device=p.device)
+                            opt.step()
+                        continue
+                    detached = {k: p.detach() for k, p in params.items()}
+                    grads = per_example_grad(detached, buffers, example, shared)
+                    if private:
+                        for k, p in params.items():
+                            p.grad_sample = grads[k]
+                    else:
+                        for k, p in params.items():
+                            p.grad = grads[k].mean(0)
+                    opt.step()
+                if t == steps_per_epoch - 1 and len(idx):
                     with torch.no_grad():
                         last = float(wrapped(example | shared))
     finally:

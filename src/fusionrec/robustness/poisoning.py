@@ -45,6 +45,11 @@ class ShillingAttack(BaseModel):
     """Bandwagon only: share of the filler taken from the most popular items."""
     n_popular: int = Field(50, ge=1)
     """Bandwagon only: size of the popular pool the selected items are drawn from."""
+    filler_sampling: Literal["uniform", "popularity"] = "uniform"
+    """How filler items are drawn: ``uniform`` over the catalogue (the textbook attacks), or
+    ``popularity``: in proportion to each item's interaction count, as real users' items are.
+    Popularity filler hides the profile among real users and ties the targets to the items real
+    users like, which is what lifts the targets into real users' lists (docs/privacy.md)."""
 
 
 def pick_targets(dataset: Dataset, n: int, rng: np.random.Generator, quantile: tuple[float, float] = (0.2, 0.5)) -> tuple[str, ...]:
@@ -82,6 +87,14 @@ def inject_profiles(dataset: Dataset, attack: ShillingAttack, rng: np.random.Gen
     i_mean = np.where(cnt > 0, s1 / np.maximum(cnt, 1), g_mean)
     i_sd = np.sqrt(np.maximum(np.where(cnt > 0, s2 / np.maximum(cnt, 1) - i_mean**2, g_sd**2), 1e-6))
     popular = np.setdiff1d(np.argsort(-cnt, kind="stable")[: attack.n_popular], tgt)
+    weight = cnt[others] if attack.filler_sampling == "popularity" else np.ones(len(others))
+    if (weight > 0).sum() < attack.filler_size:
+        raise ConfigError(f"filler_size {attack.filler_size} exceeds the {(weight > 0).sum()} non-target items with interactions")
+
+    def draw(pool: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+        if attack.filler_sampling == "uniform":
+            return rng.choice(pool, n, replace=False)
+        return rng.choice(pool, n, replace=False, p=w / w.sum()) if n else pool[:0]
 
     users, items, ratings = [], [], []
     n0 = dataset.n_users
@@ -89,11 +102,12 @@ def inject_profiles(dataset: Dataset, attack: ShillingAttack, rng: np.random.Gen
         if attack.kind == "bandwagon":
             n_sel = min(int(round(attack.bandwagon_share * attack.filler_size)), len(popular))
             sel = rng.choice(popular, n_sel, replace=False)
-            rest = rng.choice(np.setdiff1d(others, sel), attack.filler_size - n_sel, replace=False)
+            keep = ~np.isin(others, sel)
+            rest = draw(others[keep], weight[keep], attack.filler_size - n_sel)
             fill_r = np.concatenate([np.full(n_sel, r_max), rng.normal(g_mean, g_sd, len(rest))])
             filler = np.concatenate([sel, rest])
         else:
-            filler = rng.choice(others, attack.filler_size, replace=False)
+            filler = draw(others, weight, attack.filler_size)
             if attack.kind == "random":
                 fill_r = rng.normal(g_mean, g_sd, len(filler))
             else:
