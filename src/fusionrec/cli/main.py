@@ -33,6 +33,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "retrain_cmd",
     "bandit_cmd",
     "privacy_cmd",
+    "robustness_cmd",
     "compress_cmd",
 )
 
