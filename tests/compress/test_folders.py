@@ -65,10 +65,11 @@ def test_int8_tables_are_int8_in_memory_and_on_disk(trained: Callable[[str], Pat
     from safetensors import safe_open
 
     compress_folder(trained("bpr"), "int8", tmp_path / "q")
-    with safe_open(str(tmp_path / "q" / "compressed.safetensors"), "pt") as f:
+    with safe_open(str(tmp_path / "q" / "state.safetensors"), "pt") as f:
         dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-    assert dtypes["user.weight.q8"] == "I8" and dtypes["item.weight.q8"] == "I8"
-    assert dtypes["user.weight.scale"] == "F32"
+    assert dtypes["c.user.weight.q8"] == "I8" and dtypes["c.item.weight.q8"] == "I8"
+    assert dtypes["c.user.weight.scale"] == "F32"
+    assert not any(k.startswith("module.") for k in dtypes)  # no fp32 copy of the weights
     m = load_model(tmp_path / "q", device="cpu")
     assert m.inner_.module_.user.parametrizations.weight.original0.dtype.itemsize == 1
 
@@ -210,8 +211,18 @@ def test_the_source_folder_is_left_unchanged(trained: Callable[[str], Path], tmp
 
 
 def test_a_damaged_compressed_folder_is_a_model_state_error(trained: Callable[[str], Path], tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
     out = tmp_path / "d"
     compress_folder(trained("bpr"), "int8", out)
-    (out / "compressed.safetensors").unlink()
-    with pytest.raises(ModelStateError, match="compressed.safetensors: missing"):
+    state = load_file(str(out / "state.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("c.")}, str(out / "state.safetensors"))
+    with pytest.raises(ModelStateError, match="holds no compressed module tensors"):
+        load_model(out)
+    save_file({k: v for k, v in state.items() if not k.startswith("c.item.")}, str(out / "state.safetensors"))
+    with pytest.raises(ModelStateError, match="lacks the model tensors item.weight"):
+        load_model(out)
+    bad = {**state, "c.user.weight.q8": state["c.user.weight.q8"].astype("float32")}
+    save_file(bad, str(out / "state.safetensors"))
+    with pytest.raises(ModelStateError, match="must be int8"):
         load_model(out)

@@ -4,9 +4,10 @@ A compressed folder is an ordinary saved-model folder whose ``config.json`` name
 ``compressed`` with ``{"base": "bpr", "base_params": {...}, "method": "int8"}``; ``load_model``
 finds this class through the ``fusionrec.models`` entry points like any plugin, so
 ``evaluate --model-dir``, ``recommend`` and ``serve`` read it unchanged. Beside the usual files
-it holds ``compressed.safetensors`` (the module's tensors, encoded as in
-:mod:`fusionrec.compress.tensors`), ``model.onnx`` for the ``onnx`` method, and
-``compression.json`` (the manifest: method, ratio, source folder, sizes).
+its ``state.safetensors`` holds the module's tensors encoded as in
+:mod:`fusionrec.compress.tensors` (keys ``c.<state key>[.<suffix>]``; bfloat16 as int16 bits),
+``model.onnx`` the graph for the ``onnx`` method, and ``compression.json`` the manifest
+(method, ratio, source folder, sizes).
 
 Scoring, recommending and every model-specific attribute (``user_vectors``, ``history_``, ...)
 are the base model's, run on the compressed module. ``fit`` trains the base model and then
@@ -17,7 +18,6 @@ compresses it (so the shared conformance checks run over this class too);
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,14 +31,16 @@ from fusionrec.config.base import ModelConfig
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError, FusionRecError, ModelStateError
 from fusionrec.models.base import Capabilities, Recommender
+from fusionrec.models.folder import STATE_FILE
 from fusionrec.models.registry import get_model, register
 from fusionrec.models.torch_base import TorchRecommender, cpu_threads
 from fusionrec.training.options import FitOptions
 from fusionrec.training.trainer import resolve_device
 
-__all__ = ["CompressedModel", "CompressedConfig", "TENSOR_FILE", "ONNX_FILE", "check_compressible"]
+__all__ = ["CompressedModel", "CompressedConfig", "PREFIX", "ONNX_FILE", "check_compressible"]
 
-TENSOR_FILE = "compressed.safetensors"
+#: the compressed module tensors sit in state.safetensors under this prefix (beside ``extra.*``)
+PREFIX = "c."
 ONNX_FILE = "model.onnx"
 
 
@@ -170,12 +172,6 @@ class CompressedModel(Recommender):
     def _options(self) -> FitOptions:
         return getattr(self, "fit_options_", None) or self.default_options
 
-    def _inner(self) -> TorchRecommender:
-        if self.inner_ is None:
-            self._require_fitted()
-            self.inner_ = self._build_inner(self._folder_, self._extras_)
-        return self.inner_
-
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         self._require_fitted_parts()
         onnx = getattr(self, "onnx_", None)
@@ -217,19 +213,14 @@ class CompressedModel(Recommender):
         extras = self.__dict__.get("_extras_")
         if extras is None:
             extras = self._inner()._extra_state()
-        return {f"extra.{k}": np.asarray(v) for k, v in extras.items()}
+        stored = self.__dict__.get("stored_")
+        if stored is None:
+            stored = self._read_stored()
+        out = {f"extra.{k}": np.asarray(v) for k, v in extras.items()}
+        out.update({f"{PREFIX}{k}": _to_numpy(v) for k, v in stored.items()})
+        return out
 
     def _save_files(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        stored = self.__dict__.get("stored_")
-        src = self.__dict__.get("_folder_")
-        if stored is not None:
-            save_file({k: v.contiguous() for k, v in stored.items()}, str(folder / TENSOR_FILE))
-        elif src is not None and (Path(src) / TENSOR_FILE).is_file():
-            shutil.copyfile(Path(src) / TENSOR_FILE, folder / TENSOR_FILE)
-        else:
-            raise ModelStateError(f"the compressed tensors of this model are gone ({src}/{TENSOR_FILE})")
         onnx = getattr(self, "onnx_", None)
         if onnx is not None:
             onnx.save(folder / ONNX_FILE)
@@ -238,24 +229,45 @@ class CompressedModel(Recommender):
 
     def _load_files(self, folder: Path) -> None:
         self._folder_ = Path(folder)
-        for name in (TENSOR_FILE,) + ((ONNX_FILE,) if self.spec.kind == "onnx" else ()):
-            if not (self._folder_ / name).is_file():
-                raise ModelStateError(f"{self._folder_ / name}: missing (a compressed {self.spec} folder needs it)")
+        if self.spec.kind == "onnx" and not (self._folder_ / ONNX_FILE).is_file():
+            raise ModelStateError(f"{self._folder_ / ONNX_FILE}: missing (a compressed onnx folder needs it)")
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self._extras_ = {k[6:]: v for k, v in state.items() if k.startswith("extra.")}
         self.capabilities = get_model(self.config.base).capabilities
+        if not any(k.startswith(PREFIX) for k in state):
+            raise ModelStateError(f"{self._folder_ / STATE_FILE}: holds no compressed module tensors ({PREFIX}*)")
         if self.spec.kind == "onnx":
             from fusionrec.compress.onnx_scoring import OnnxScorer
 
             self.onnx_ = OnnxScorer.load(self._folder_ / ONNX_FILE, self._extras_)
-            self.inner_ = None  # the torch module loads only when something besides scoring needs it
+            # the torch module (fp32) loads from the folder only when something besides scoring
+            # needs it: item vectors, ad-hoc histories, the base model's own attributes
+            self.inner_, self.stored_ = None, None
         else:
-            self.inner_ = self._build_inner(self._folder_, self._extras_)
+            stored = {k[len(PREFIX) :]: _from_numpy(k, v) for k, v in state.items() if k.startswith(PREFIX)}
+            self.inner_ = self._build_inner(self._folder_, self._extras_, stored)
+            self.stored_ = stored  # the module holds these very tensors (no second copy)
 
-    def _build_inner(self, folder: Path, extras: dict[str, np.ndarray]) -> TorchRecommender:
-        from safetensors.torch import load_file
+    def _read_stored(self) -> dict[str, torch.Tensor]:
+        from safetensors.numpy import safe_open
 
+        path = self._folder_ / STATE_FILE
+        try:
+            with safe_open(str(path), "np") as f:
+                return {k[len(PREFIX) :]: _from_numpy(k, f.get_tensor(k)) for k in f.keys() if k.startswith(PREFIX)}  # noqa: SIM118
+        except OSError as e:
+            raise ModelStateError(f"{path}: cannot read the compressed tensors ({e})") from None
+
+    def _inner(self) -> TorchRecommender:
+        if self.inner_ is None:
+            self._require_fitted()
+            stored = self._read_stored()
+            self.inner_ = self._build_inner(self._folder_, self._extras_, stored)
+            self.stored_ = stored
+        return self.inner_
+
+    def _build_inner(self, folder: Path, extras: dict[str, np.ndarray], stored: dict[str, torch.Tensor]) -> TorchRecommender:
         cls = get_model(self.config.base)
         inner = cls(self.config.base_params)
         if not isinstance(inner, TorchRecommender):
@@ -264,16 +276,32 @@ class CompressedModel(Recommender):
         for attr in ("users_", "items_", "seen_", "item_pop_", "item_titles_"):
             setattr(inner, attr, getattr(self, attr))
         inner.device_ = resolve_device(self._options().device)
+        where = str(folder / STATE_FILE)
         try:
             inner._load_files(folder)
             inner._load_extra_state(extras)
             module = inner.build_module()
-            restore(module, load_file(str(folder / TENSOR_FILE)), where=str(folder / TENSOR_FILE))
+            restore(module, stored, where=where)
         except FusionRecError:
             raise
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise ModelStateError(f"{folder}: the compressed state does not fit model {self.config.base!r} ({type(e).__name__}: {e})") from None
+            raise ModelStateError(f"{where}: the compressed state does not fit model {self.config.base!r} ({type(e).__name__}: {e})") from None
         inner.module_ = module.to(inner.device_)
         inner.module_.eval()
         inner.fitted_ = True
         return inner
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """numpy has no bfloat16: its bits travel as int16 (keys ending in ``.bf16``)."""
+    t = t.detach().cpu().contiguous()
+    return t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
+
+
+def _from_numpy(key: str, a: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    if key.endswith(".bf16"):
+        if t.dtype != torch.int16:
+            raise ModelStateError(f"state array {key!r} must hold bfloat16 bits as int16, got {a.dtype}")
+        return t.view(torch.bfloat16)
+    return t

@@ -147,7 +147,7 @@ class Int8Rows(nn.Module):
         return q.to(scale.dtype) * scale
 
     def right_inverse(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # placeholders of the right shapes; restore() copies the stored values in
+        # placeholders of the right shapes; restore() puts the stored tensors in their place
         return torch.zeros(w.shape, dtype=torch.int8), torch.ones(w.shape[0], 1, dtype=torch.float32)
 
 
@@ -217,20 +217,28 @@ def restore(module: nn.Module, stored: dict[str, torch.Tensor], where: str = "th
     missing = set(expected) - set(dense) - {k for k, _, _ in params}
     if missing:
         raise ModelStateError(f"{where}: lacks the model tensors {', '.join(sorted(missing)[:5])}")
-    module.load_state_dict(dense, strict=False)
-    with torch.no_grad():
-        for key, kind, parts in params:
-            owner, attr = _owner(module, key)
-            getattr(owner, attr).requires_grad_(False)
-            if kind == "q8":
-                parametrize.register_parametrization(owner, attr, Int8Rows(), unsafe=True)
-                plist = owner.parametrizations[attr]
-                plist.original0.copy_(parts["q8"])
-                plist.original1.copy_(parts["scale"].reshape(-1, 1))
-            else:
-                dtype = torch.float16 if kind == "fp16" else torch.bfloat16
-                parametrize.register_parametrization(owner, attr, HalfTable(dtype), unsafe=True)
-                owner.parametrizations[attr].original0.copy_(parts[kind])
+    for key, t in list(dense.items()):
+        if t.dtype != expected[key].dtype:
+            dense[key] = t.to(expected[key].dtype)
+    # assign: the module adopts the stored tensors (no second copy of the weights in memory)
+    module.load_state_dict(dense, strict=False, assign=True)
+    for key, kind, parts in params:
+        owner, attr = _owner(module, key)
+        getattr(owner, attr).requires_grad_(False)
+        if kind == "q8":
+            q, scale = parts["q8"], parts["scale"].reshape(-1, 1)
+            if q.dtype != torch.int8 or scale.dtype != torch.float32 or scale.shape[0] != q.shape[0]:
+                raise ModelStateError(f"{where}: {key}.q8 must be int8 with one float32 scale per row")
+            parametrize.register_parametrization(owner, attr, Int8Rows(), unsafe=True)
+            plist = owner.parametrizations[attr]
+            plist.original0 = nn.Parameter(q, requires_grad=False)
+            plist.original1 = nn.Parameter(scale, requires_grad=False)
+        else:
+            dtype = torch.float16 if kind == "fp16" else torch.bfloat16
+            if parts[kind].dtype != dtype:
+                raise ModelStateError(f"{where}: {key}.{kind} holds {parts[kind].dtype}, expected {dtype}")
+            parametrize.register_parametrization(owner, attr, HalfTable(dtype), unsafe=True)
+            owner.parametrizations[attr].original0 = nn.Parameter(parts[kind], requires_grad=False)
     if dynamic:
         _torchao_dynamic(module, dynamic)
     module.train(False)
@@ -252,5 +260,7 @@ def _torchao_dynamic(module: nn.Module, layers: dict[str, tuple[torch.Tensor, to
             w = getattr(owner, attr)
             if not hasattr(w, "qdata"):
                 raise ModelStateError(f"torchao did not quantize Linear {key!r}")
+            if w.qdata.shape != q.shape or w.qdata.dtype != q.dtype:
+                raise ModelStateError(f"Linear {key!r}: stored int8 values of shape {tuple(q.shape)}, torchao made {tuple(w.qdata.shape)}")
             w.qdata.copy_(q)
             w.scale.copy_(s.reshape(w.scale.shape))
