@@ -195,7 +195,11 @@ class Trainer:
             if groups
             else [p for p in module.parameters() if p.requires_grad]
         )
-        opt = self._optimizer(groups or params)
+        # optional hook: a module may define make_optimizer(config, params) -> Optimizer | None
+        # (e.g. BPR's row-sparse SGD); None keeps the configured optimiser
+        make_opt = getattr(module, "make_optimizer", None)
+        opt = make_opt(c, groups or params) if callable(make_opt) else None
+        opt = opt if opt is not None else self._optimizer(groups or params)
         base_lrs = [g["lr"] for g in opt.param_groups]
         device = params[0].device if params else torch.device("cpu")
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(c.amp)
