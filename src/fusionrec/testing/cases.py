@@ -163,4 +163,11 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
         overrides={"rating_range": {"epochs": 20, "lr": 0.01}},
     ),
     ConformanceCase("label_propagation", {"k": 10, "alpha": 0.5}),
+    # post-training compression (fusionrec.compress): fit trains the base model, then compresses it
+    ConformanceCase("compressed", {"base": "bpr", "base_params": {**_MF}, "method": "fp16"}),
+    ConformanceCase(
+        "compressed",
+        {"base": "sasrec", "base_params": {**_SEQ, "epochs": 2, "batch_size": 16}, "method": "int8"},
+        label="sasrec-int8",
+    ),
 )
