@@ -10,6 +10,13 @@ logQ correction subtracts log(popularity share) from each candidate's logit, sin
 negatives are drawn by popularity) or ``sampled`` softmax against ``num_negatives`` uniform
 items shared across the batch.
 
+The in-batch softmax is computed over the batch's *distinct* items (:func:`in_batch_softmax`):
+a candidate that occurs c times gets log(c) added to its logit, and a row's own positive counts
+once, which is exactly the B x B softmax whose duplicate copies of the row's positive are masked,
+at (B x distinct) cost and with the item tower run once per distinct item (on popularity-skewed
+data about 0.6-0.8 of B). With the shared fused optimiser step this made an epoch on 1M
+power-law interactions about 2x faster (docs/scale.md).
+
 Cold start: an id that had no training interactions gets a zero id embedding, so a new item
 (or user) is represented by its features alone; ``id_dropout`` zeroes the id embedding of a
 random share of training examples so the towers learn to work without it.
@@ -33,7 +40,7 @@ from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.features import FeatureEncoder, FeatureTables, mlp
 from fusionrec.training.config import TrainConfig
 
-__all__ = ["TwoTower", "TwoTowerConfig"]
+__all__ = ["TwoTower", "TwoTowerConfig", "in_batch_softmax"]
 
 
 class TwoTowerConfig(TrainConfig):
@@ -60,7 +67,8 @@ class TwoTowerConfig(TrainConfig):
     logq_correction: bool = True
     """in_batch only: subtract log(popularity share) from candidate logits (sampling-bias correction)."""
     id_dropout: float = Field(0.1, ge=0, le=1)
-    """Share of training examples whose id embeddings are zeroed (teaches feature-only vectors)."""
+    """Share of id embeddings zeroed in training (teaches feature-only vectors): per example
+    in the user tower, per distinct item of the batch in the item tower."""
     user_features: bool = True
     """Use the dataset's user features in the user tower."""
     item_features: bool = True
@@ -75,6 +83,9 @@ class TwoTowerConfig(TrainConfig):
     """Interactions per optimisation step (also the in-batch negative pool)."""
     epochs: int = Field(50, ge=1)
     """Maximum number of passes over the training interactions."""
+    fused_optimizer: bool = True
+    """torch's fused (single-kernel) optimiser step (the shared setting, on here as for BPR):
+    each step updates both whole id tables, which dominates the step's element-wise work."""
 
 
 class _Tower(nn.Module):
@@ -120,20 +131,44 @@ class TwoTowerModule(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         u, i = batch["user"], batch["item"]
-        uv, iv = self.user(u), self.item(i)
+        uv = self.user(u)
         t = self.c.temperature
         if self.c.loss == "in_batch":
-            logits = uv @ iv.T / t
-            if self.c.logq_correction:
-                logits = logits - self.log_q[i][None, :]
-            dup = (i[None, :] == i[:, None]) & ~torch.eye(len(i), dtype=torch.bool, device=i.device)
-            logits = logits.masked_fill(dup, float("-inf"))
-            return F.cross_entropy(logits, torch.arange(len(i), device=i.device))
+            cand, col, count = torch.unique(i, return_inverse=True, return_counts=True)
+            log_q = self.log_q[cand] if self.c.logq_correction else None
+            return in_batch_softmax(uv / t, self.item(cand), col, count, log_q)
+        iv = self.item(i)
         neg = batch["negatives"]
         pos = (uv * iv).sum(-1, keepdim=True) / t
         negl = (uv @ self.item(neg).T / t).masked_fill(neg[None, :] == i[:, None], float("-inf"))
         logits = torch.cat([pos, negl], 1)
         return F.cross_entropy(logits, torch.zeros(len(i), dtype=torch.long, device=i.device))
+
+
+def in_batch_softmax(
+    uv: torch.Tensor,
+    cand_v: torch.Tensor,
+    col: torch.Tensor,
+    count: torch.Tensor,
+    log_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """In-batch softmax cross-entropy over the batch's distinct items.
+
+    ``uv`` (B, d) user vectors (already divided by the temperature), ``cand_v`` (U, d) the
+    distinct items' vectors, ``col`` (B,) each row's positive as a column of ``cand_v``,
+    ``count`` (U,) how often each distinct item occurs in the batch, ``log_q`` (U,) optional
+    log sampling probabilities (logQ correction). Equal to the softmax over all B positives of
+    the batch as columns with the other copies of a row's own positive masked: a candidate
+    occurring c times contributes c·exp(logit), i.e. log(c) is added to its logit, and a row's
+    positive column keeps one copy.
+    """
+    logits = uv @ cand_v.T  # (B, U)
+    log_c = count.to(logits.dtype).log()
+    shift = log_c if log_q is None else log_c - log_q
+    logits = logits + shift[None, :]
+    rows = torch.arange(len(col), device=col.device)
+    logits = logits.index_put((rows, col), -log_c[col], accumulate=True)
+    return F.cross_entropy(logits, col)
 
 
 @register("two_tower")

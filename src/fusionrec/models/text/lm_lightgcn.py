@@ -81,7 +81,12 @@ from torch import nn
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.samplers import NegativeSampler
 from fusionrec.models.base import Capabilities
-from fusionrec.models.graph.lightgcn import LightGCN, LightGCNConfig, LightGCNModule
+from fusionrec.models.graph.lightgcn import (
+    LightGCN,
+    LightGCNConfig,
+    LightGCNModule,
+    epoch_batch_size,
+)
 from fusionrec.models.negatives import epoch_sampler
 from fusionrec.models.registry import register
 from fusionrec.models.text.toolkit import (
@@ -400,9 +405,9 @@ class LMLightGCN(TextModelMixin, LightGCN):
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterable[dict[str, Any]]:
         self._start_epoch_text()
         sampler = epoch_sampler(self, dataset, rng)
-        out = pair_batches(
-            dataset, rng, self.config.batch_size, self.config.num_negatives, self.device_, sampler
-        )
+        c = self.config
+        bs = epoch_batch_size(dataset.n_interactions, c.batch_size, c.max_steps_per_epoch)
+        out = pair_batches(dataset, rng, bs, c.num_negatives, self.device_, sampler)
         if self.warm_.all() or not self.config.warm_negatives:
             return out
         return warm_negatives(out, np.flatnonzero(self.warm_), sampler, rng)
