@@ -49,13 +49,11 @@ def prepare(
     """Load a dataset, generalise or drop its PII columns, pseudonymise user ids, save it."""
     from fusionrec.cli._common import console
     from fusionrec.data import load_dataset
-    from fusionrec.errors import ConfigError
-    from fusionrec.privacy import PIIPolicy, PseudonymKey, protect_pii
+    from fusionrec.privacy import PseudonymKey, protect_pii
     from fusionrec.privacy.folders import _write_marker, pseudonymise_dataset
+    from fusionrec.privacy.pii import pii_policy
 
-    if pii not in ("generalise", "drop", "keep"):
-        raise ConfigError(f"--pii must be generalise, drop or keep, not {pii!r}")
-    policy = {"generalise": PIIPolicy(zip_digits=zip_digits), "drop": PIIPolicy(zip="drop", age="drop"), "keep": PIIPolicy(zip="keep", age="keep")}[pii]
+    policy = pii_policy(pii, zip_digits)
     ds = protect_pii(load_dataset(dataset), policy)
     key = PseudonymKey.load(key_file) if pseudonymise else None
     if key is not None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
 
-__all__ = ["PIIPolicy", "protect_pii", "age_band", "zip_prefix"]
+__all__ = ["PII_MODES", "PIIPolicy", "protect_pii", "pii_policy", "age_band", "zip_prefix"]
 
 DEFAULT_AGE_EDGES = (18, 25, 35, 45, 50, 56)
 
@@ -42,6 +42,26 @@ class PIIPolicy(BaseModel):
     """Band lower edges (ascending): ages below the first edge are "<18", above the last "56+"."""
     drop: tuple[str, ...] = ()
     """Further user columns to drop entirely."""
+
+
+PII_MODES: tuple[str, ...] = ("keep", "generalise", "drop")
+"""The load-time choices (``data.pii`` in an experiment config, ``--pii`` on the CLI)."""
+
+
+def pii_policy(mode: str, zip_digits: int = 1) -> PIIPolicy:
+    """The policy of a load-time mode: ``generalise`` (zip prefix, age bands), ``drop`` (both
+    columns removed) or ``keep`` (nothing changed).
+
+    Raises:
+        ConfigError: an unknown mode.
+    """
+    if mode == "generalise":
+        return PIIPolicy(zip_digits=zip_digits)
+    if mode == "drop":
+        return PIIPolicy(zip="drop", age="drop")
+    if mode == "keep":
+        return PIIPolicy(zip="keep", age="keep")
+    raise ConfigError(f"pii must be one of {PII_MODES}, not {mode!r}")
 
 
 def zip_prefix(values: pd.Series, digits: int) -> pd.Series:
