@@ -64,6 +64,7 @@ def train_cmd(
         [], "--set", help="Override, e.g. --set train.epochs=5 (repeatable)."
     ),
     protocol: str | None = typer.Option(None, "--protocol", help="Override data.protocol."),
+    pii: str | None = typer.Option(None, "--pii", help="Override data.pii: generalise (zip prefix, age bands), drop or keep."),
     output: Path | None = typer.Option(
         None,
         "--run-dir",
@@ -104,7 +105,7 @@ def train_cmd(
     from fusionrec.experiment.config import load_config
     from fusionrec.experiment.resume import CONFIG_FILE, check_same_experiment
 
-    overrides = list(set_) + ([f"data.protocol={protocol}"] if protocol else [])
+    overrides = list(set_) + ([f"data.protocol={protocol}"] if protocol else []) + ([f"data.pii={pii}"] if pii else [])
     if config is None:
         if not (resume and output is not None):
             raise ConfigError(

@@ -61,6 +61,9 @@ class DataConfig(_Strict):
     """k-core filter: keep users with at least this many interactions (0 = off)."""
     item_core: int = Field(0, ge=0)
     """k-core filter: keep items with at least this many interactions (0 = off)."""
+    pii: Literal["keep", "generalise", "drop"] = "keep"
+    """Personal user columns at load (``fusionrec.privacy.pii``): ``generalise`` cuts zip codes to
+    their first digit and exact ages to bands, ``drop`` removes both columns, ``keep`` leaves them."""
     augment: AugmentConfig | None = None
     """Interaction augmentation of the TRAINING split only (``edge_dropout``, ``edge_substitute``,
     ``substitute_mode``); validation/test and seen-item masking use the real interactions.

@@ -111,10 +111,15 @@ def _data_key(data: DataConfig) -> str:
 
 
 def prepare(data: DataConfig, seed: int, dataset: Dataset | None = None) -> PreparedData:
-    """Load ``data.name`` (or take ``dataset``), apply the configured filters (logged), split."""
+    """Load ``data.name`` (or take ``dataset``), protect PII (``data.pii``), apply the configured
+    filters (logged), split."""
     from fusionrec.data import load_dataset
 
     ds = dataset if dataset is not None else load_dataset(data.name)
+    if data.pii != "keep":
+        from fusionrec.privacy.pii import pii_policy, protect_pii
+
+        ds = protect_pii(ds, pii_policy(data.pii))
     if data.min_rating is not None or data.user_core or data.item_core:
         from fusionrec.data import filters
 
