@@ -31,6 +31,20 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option(
             "info", "--log-level", help="Log level of the service and of uvicorn (debug, info, warning, error)."
         ),
+        workers: int = typer.Option(
+            None,
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes sharing the model read-only (memory-mapped); default 1.",
+        ),
+        ann: bool = typer.Option(
+            None,
+            "--ann/--no-ann",
+            help="Serve every model with user and item vectors through an approximate index "
+            "(candidates re-ranked exactly), whatever the catalogue size.",
+        ),
+        ann_kind: str = typer.Option(None, "--ann-kind", help="ivf (default) or hnsw."),
     ) -> None:
         """Serve a model over HTTP (settings also from FUSIONREC_* environment variables)."""
         import logging
@@ -45,6 +59,7 @@ def register(app: typer.Typer) -> None:
         from fusionrec.errors import ConfigError
         from fusionrec.serving import create_app
         from fusionrec.serving.settings import ServeSettings
+        from fusionrec.serving.workers import limit_faiss_threads
 
         settings = ServeSettings.from_env(
             model_dir=model_dir,
@@ -53,6 +68,9 @@ def register(app: typer.Typer) -> None:
             port=port,
             events_url=events,
             dataset=dataset,
+            workers=workers,
+            ann=ann,
+            ann_kind=ann_kind,
         )
         if settings.model_dir is None and settings.registry is None:
             raise ConfigError("give --model-dir DIR or --registry DIR")
@@ -64,22 +82,56 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(
                 f"{settings.model_dir} is not a saved fusionrec model (config.json missing)"
             )
-        try:  # one query at a time: OpenMP threads only add spin-wait contention
-            import faiss
-
-            faiss.omp_set_num_threads(1)
-        except ImportError:
-            pass
         # uvicorn's access log would print raw user ids from paths and query strings; the
-        # service logs pseudonymised ids itself and counts requests in /metrics
-        uvicorn.run(
-            create_app(settings),
+        # service logs pseudonymised ids itself and counts requests in /metrics.
+        # The standard asyncio loop: with uvloop, 48+ busy keep-alive connections on a
+        # saturated core left some requests waiting over a second (benchmarks/load_test.py).
+        common = dict(
             host=settings.host,
             port=settings.port,
             log_level=log_level,
-            workers=1,
             access_log=False,
-            # the standard asyncio loop: with uvloop, 48+ busy keep-alive connections on a
-            # saturated core left some requests waiting over a second (benchmarks/load_test.py)
             loop="asyncio",
         )
+        if settings.workers == 1:
+            limit_faiss_threads()
+            uvicorn.run(create_app(settings), workers=1, **common)
+            return
+        _serve_workers(settings, log_level, common)
+
+
+def _serve_workers(settings, log_level: str, common: dict) -> None:
+    """uvicorn with ``settings.workers`` processes: the settings travel as JSON in the
+    environment (uvicorn starts workers from an import string), with a shared change counter
+    for their caches (``serving/worker_sync.py``) and, unless given, one log secret for all,
+    so a user's pseudonym is the same whichever worker logs it."""
+    import os
+    import secrets
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from fusionrec.serving.workers import worker_environment
+
+    tmp = tempfile.mkdtemp(prefix="fusionrec-serve-")
+    try:
+        shared = settings.model_copy(
+            update={
+                "sync_file": Path(tmp) / "changes",
+                "log_secret": settings.log_secret or secrets.token_hex(32),
+            }
+        )
+        os.environ.update(worker_environment(shared, log_level))
+        uvicorn.run(
+            "fusionrec.serving.workers:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            # uvicorn pings each worker and replaces one silent for this long; its default (5 s)
+            # killed every worker here while it imported torch (which holds the GIL, ~10 s on
+            # 2 busy cores), before its app existed
+            timeout_worker_healthcheck=120,
+            **common,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

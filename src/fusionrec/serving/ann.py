@@ -62,7 +62,9 @@ class AnnIndex:
             index.hnsw.efConstruction = 40
             index.add(x)
             return cls(index, False, "hnsw", nprobe)
-        nlist = int(max(1, min(max(16, 4 * np.sqrt(n)), 8192, n)))  # never more lists than items
+        # never more lists than items, and at least 39 training points per list (faiss warns
+        # below that: the k-means centroids are then noise)
+        nlist = int(max(1, min(max(16, 4 * np.sqrt(n)), 8192, n // 39)))
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)

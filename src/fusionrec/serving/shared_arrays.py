@@ -124,12 +124,13 @@ def map_model_arrays(model: Recommender, folder: str | Path) -> MappedArrays:
     if (
         ind is not None
         and ptr is not None
-        and ind.dtype == seen.indices.dtype
-        and ptr.dtype == seen.indptr.dtype
+        and ind.dtype == ptr.dtype
+        and ind.dtype.kind == "i"
         and np.array_equal(ind, seen.indices)
         and np.array_equal(ptr, seen.indptr)
     ):
         m = sp.csr_matrix(seen.shape, dtype=seen.dtype)
+        # the file's int64 indices (the loaded copy is downcast to int32): shared, not per worker
         m.data, m.indices, m.indptr = seen.data, ind, ptr  # no constructor copy or re-check
         model.seen_ = m
         names += ["_seen_indices", "_seen_indptr"]
