@@ -8,9 +8,16 @@ What it measures
                (fusionrec.data.synthetic.make_power_law), NDCG@10 on ``--eval-users`` test users.
     large59k   ease_large alone on 59k items (dense EASE would need ~28 GB in float32; it is
                also run to show the refusal message).
-    sasrec     SASRec seconds per epoch, full softmax vs sampled softmax (256 negatives, logQ),
-               on a synthetic 25k-item catalogue; and NDCG@10 of both on ml-100k leave-one-out
-               (``--sasrec-epochs`` cap, early stopping on validation, patience 3).
+    sasrec     SASRec full softmax vs sampled softmax on a synthetic 25k-item catalogue with
+               real sequential structure (``markov_sequences``: each item has 4 successors
+               users follow 70% of the time), leave-one-out, full ranking of all 25k items:
+               Pop, the full softmax and each ``--sasrec-sampled`` run under the same epoch cap
+               (``--sasrec-epochs``, early stopping on validation NDCG@10, patience 3); a run
+               marked ``x`` gets the epochs that fit the full softmax's training seconds.
+
+    lightgcn   LightGCN with and without its cap on steps per epoch (max_steps_per_epoch=64)
+               beside BPR, same epochs (``--graph-epochs``), on ~1M interactions of the same
+               Markov generator (RS 8:1:1): NDCG@10 and seconds per epoch.
 
     Peak RSS includes the data (generation and split); the ``data only`` row gives that base.
     Synthetic interactions carry popularity only (no planted taste), so their NDCG@10 compares
@@ -20,7 +27,7 @@ What it measures
 How to run (repository root, fusionrec's virtualenv active)
     python benchmarks/scale_models.py                            # every part (tens of minutes)
     python benchmarks/scale_models.py --parts ml100k,large59k
-    python benchmarks/scale_models.py --parts sasrec --sasrec-epochs 20
+    python benchmarks/scale_models.py --parts sasrec --sasrec-epochs 15 --sasrec-sampled 256,256p,256x
 """
 
 from __future__ import annotations
@@ -32,14 +39,78 @@ import subprocess
 import sys
 import time
 
-PARTS = ("ml100k", "ease25k", "large59k", "sasrec")
+PARTS = ("ml100k", "ease25k", "large59k", "sasrec", "lightgcn")
+
+
+def markov_sequences(
+    n_users: int,
+    n_items: int,
+    mean_len: float,
+    seed: int,
+    *,
+    successors: int = 4,
+    follow: float = 0.7,
+):
+    """Synthetic next-item data with real sequential structure, for SASRec at catalogue scale.
+
+    Items have Zipf-like popularity (weight 1 / (rank + 10), ranks permuted); every item has
+    ``successors`` fixed successor items drawn by popularity, chosen with weights 8:4:2:1...
+    A user starts at a popular item and at each step moves, with probability ``follow``, to one
+    of the current item's successors, else to a popularity draw. Lengths are lognormal around
+    ``mean_len`` (at least 5); a repeated item is dropped (keeps the first visit), so (user,
+    item) pairs are unique and a held-out item is never masked as seen. Timestamps are the step.
+    The best possible top-10 list holds the last item's successors: Hit@10 up to about
+    ``follow`` (a model that learned nothing sequential sees popularity only).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from fusionrec.data import Dataset
+    from fusionrec.data.idmap import IdMap
+
+    rng = np.random.default_rng(seed)
+    w = 1.0 / (np.arange(n_items) + 10.0)
+    pop = np.empty(n_items)
+    pop[rng.permutation(n_items)] = w / w.sum()
+    succ = rng.choice(n_items, size=(n_items, successors), p=pop)
+    succ_p = 2.0 ** -np.arange(successors)
+    succ_p /= succ_p.sum()
+    lens = np.clip(rng.lognormal(np.log(mean_len) - 0.18, 0.6, n_users), 5, 20 * mean_len)
+    lens = lens.astype(np.int64)
+    steps = int(lens.max())
+    cur = rng.choice(n_items, size=n_users, p=pop)
+    walk = np.empty((n_users, steps), dtype=np.int64)
+    walk[:, 0] = cur
+    for t in range(1, steps):
+        pick = rng.choice(successors, size=n_users, p=succ_p)
+        nxt = np.where(
+            rng.random(n_users) < follow, succ[cur, pick], rng.choice(n_items, n_users, p=pop)
+        )
+        walk[:, t] = cur = nxt
+    keep = np.arange(steps)[None, :] < lens[:, None]
+    users = np.repeat(np.arange(n_users, dtype=np.int64), steps)[keep.ravel()]
+    step = np.tile(np.arange(steps, dtype=np.int64), n_users)[keep.ravel()]
+    items = walk.ravel()[keep.ravel()]
+    first = ~pd.Series(users * n_items + items).duplicated().to_numpy()
+    users, items, step = users[first], items[first], step[first]
+    return Dataset(
+        users=IdMap(np.char.add("u", np.arange(n_users).astype(str)), name="user"),
+        items=IdMap(np.char.add("i", np.arange(n_items).astype(str)), name="item"),
+        user_idx=users,
+        item_idx=items,
+        timestamp=step.astype(np.float64),
+        name=f"markov-{n_users}x{n_items}",
+    )
 
 
 def _load(spec: dict):
     from fusionrec.data import load_dataset, split
 
     src = spec["data"]
-    if src.startswith("power-law:"):
+    if src.startswith("markov:"):
+        u, i, m = src.split(":")[1:]
+        ds = markov_sequences(int(u), int(i), float(m), spec["seed"])
+    elif src.startswith("power-law:"):
         from fusionrec.data.synthetic import make_power_law
 
         n, u, i = (int(float(x)) for x in src.split(":")[1:])
@@ -65,9 +136,16 @@ def child(spec: dict) -> dict:
         return out
     model = get_model(spec["model"])(**spec.get("params", {}))
     valid = sp_.valid if spec.get("early_stop") else None
+    cpu_marks = [time.process_time()]  # CPU clock at the end of each epoch (torch models)
+
+    def mark(epoch: int, record: dict) -> None:
+        cpu_marks.append(time.process_time())
+
+    from fusionrec.training import FitOptions
+
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        model.fit(sp_.train, valid, seed=spec["seed"])
+        model.fit(sp_.train, valid, seed=spec["seed"], options=FitOptions(callbacks=(mark,)))
     except Exception as e:  # the refusal message is part of the result
         out["error"] = f"{type(e).__name__}: {e}"
         return out
@@ -77,6 +155,9 @@ def child(spec: dict) -> dict:
     if hist is not None and hist.records:
         out["epochs"] = len(hist.records)
         out["epoch_s"] = round(float(np.mean([r["seconds"] for r in hist.records])), 2)
+        # CPU seconds per epoch, training and validation: on a loaded machine the wall clock
+        # says more about the other jobs than about the model
+        out["epoch_cpu_s"] = round(float(np.mean(np.diff(cpu_marks))), 2)
     if spec.get("evaluate", True):
         users = np.unique(sp_.test.user_idx)
         n = spec.get("eval_users")
@@ -134,29 +215,59 @@ def plan(parts: list[str], a: argparse.Namespace) -> list[tuple[str, dict]]:
             ("59k ease_large r512", {**d, "model": "ease_large", "params": {"rank": 512}}),
         ]
     if "sasrec" in parts:
-        syn = f"power-law:{a.sasrec_interactions}:{a.sasrec_users}:25000"
-        sampled = {"sampled_negatives": 256}
-        speed = {**base, "data": syn, "protocol": "loo", "evaluate": False}
-        runs += [
-            (
-                "25k SASRec full softmax, 1 epoch",
-                {**speed, "model": "sasrec", "params": {"epochs": 1}},
-            ),
-            (
-                "25k SASRec sampled 256, 1 epoch",
-                {**speed, "model": "sasrec", "params": {"epochs": 1, **sampled}},
-            ),
-        ]
-        q = {**base, "data": "ml-100k", "protocol": "loo", "early_stop": True}
+        # same data, same split, same epoch cap and early stopping; then the sampled model
+        # again with the full softmax's wall-clock (epoch cap x the per-epoch speed-up)
+        q = {**base, "data": f"markov:{a.sasrec_users}:25000:{a.sasrec_len}", "protocol": "loo"}
+        q = {**q, "early_stop": True}
         cap = {"epochs": a.sasrec_epochs, "patience": 3}
+        runs += [("25k seq Pop", {**q, "model": "pop", "early_stop": False})]
+        runs += [("25k seq SASRec full softmax", {**q, "model": "sasrec", "params": cap})]
+        for spec in a.sasrec_sampled.split(","):
+            label, params = _sampled_params(spec)
+            runs.append((f"25k seq SASRec {label}", {**q, "model": "sasrec", "params": {**cap, **params}}))
+    if "lightgcn" in parts:
+        # the step cap's effect on quality where it binds: ~1M interactions with graph signal
+        d = {**base, "data": f"markov:{a.graph_users}:20000:40", "eval_users": a.eval_users}
+        ep = {"epochs": a.graph_epochs}
         runs += [
-            ("ml-100k loo SASRec full softmax", {**q, "model": "sasrec", "params": cap}),
-            (
-                "ml-100k loo SASRec sampled 256",
-                {**q, "model": "sasrec", "params": {**cap, **sampled}},
-            ),
-        ]
+            ("1M seq-graph BPR", {**d, "model": "bpr", "params": ep}),
+            ("1M seq-graph LightGCN batch 4096", {**d, "model": "lightgcn", "params": {**ep, "max_steps_per_epoch": None}}),
+            ("1M seq-graph LightGCN <=64 steps", {**d, "model": "lightgcn", "params": ep}),
+        ]  # fmt: skip
     return runs
+
+
+def _sampled_params(spec: str) -> tuple[str, dict]:
+    """'256' -> uniform pool of 256 (logQ); '256p' -> popularity-sampled pool with logQ;
+    a trailing 'x' multiplies the epoch cap by the measured speed-up (equal wall clock)."""
+    equal_time = spec.endswith("x")
+    spec = spec.rstrip("x")
+    pop = spec.endswith("p")
+    n = int(spec.rstrip("p"))
+    params: dict = {"sampled_negatives": n}
+    label = f"sampled {n}" + (" pop+logQ" if pop else " uniform")
+    if pop:
+        params["negative_sampling"] = "popularity"
+    if equal_time:
+        params["_equal_time"] = True
+        label += ", full's wall clock"
+    return label, params
+
+
+def _equal_time(spec: dict, rows: list[dict]) -> dict:
+    """A sampled run marked ``_equal_time`` gets the epoch cap that fits the full softmax's
+    training seconds at the per-epoch speed of the same sampled run measured before it."""
+    params = dict(spec.get("params", {}))
+    if not params.pop("_equal_time", False):
+        return spec
+    full = next(r for r in rows if r.get("model") == "sasrec" and not r["params"].get("sampled_negatives"))
+    same = next(
+        r for r in rows
+        if r.get("model") == "sasrec" and {**r["params"], "epochs": 0} == {**params, "epochs": 0}
+    )  # fmt: skip
+    budget = full["epoch_cpu_s"] * full["epochs"]  # CPU seconds: the wall clock is shared
+    params["epochs"] = max(params["epochs"], int(budget / same["epoch_cpu_s"]))
+    return {**spec, "params": params}
 
 
 def fmt(label: str, r: dict) -> str:
@@ -164,9 +275,9 @@ def fmt(label: str, r: dict) -> str:
         return f"{label:36s} peak {r['peak_rss_gb']:6.2f} GB  {r['error']}"
     parts = [f"{label:36s}", f"items {r.get('n_items', 0):>6,}"]
     if "fit_s" in r:
-        parts.append(f"fit {r['fit_s']:8.1f} s")
+        parts.append(f"fit {r['fit_s']:8.1f} s ({r['fit_cpu_s']:.1f} CPU s)")
     if "epoch_s" in r:
-        parts.append(f"{r['epoch_s']:7.2f} s/epoch x{r['epochs']}")
+        parts.append(f"{r['epoch_s']:7.2f} s/epoch ({r['epoch_cpu_s']:.2f} CPU s) x{r['epochs']}")
     if "ndcg@10" in r:
         parts.append(f"NDCG@10 {r['ndcg@10']:.4f} ({r['eval_users']:,} users)")
     parts.append(f"peak {r['peak_rss_gb']:6.2f} GB")
@@ -185,9 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--eval-users", type=int, default=2000, help="test users ranked on synthetic data"
     )
-    p.add_argument("--sasrec-interactions", type=int, default=300_000)
-    p.add_argument("--sasrec-users", type=int, default=6000)
-    p.add_argument("--sasrec-epochs", type=int, default=30)
+    p.add_argument("--sasrec-users", type=int, default=4000)
+    p.add_argument("--sasrec-len", type=float, default=30.0, help="mean sequence length")
+    p.add_argument("--sasrec-epochs", type=int, default=15, help="epoch cap of the equal-epoch runs")
+    p.add_argument(
+        "--sasrec-sampled",
+        default="256,256x",
+        help="sampled runs: N (uniform pool), Np (popularity pool + logQ), suffix x = full's wall clock",
+    )
+    p.add_argument("--graph-users", type=int, default=25_000, help="lightgcn part: users (x40)")
+    p.add_argument("--graph-epochs", type=int, default=5, help="lightgcn part: epochs of each fit")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--output", default=None, help="also write the records as JSON here")
     a = p.parse_args(argv)
@@ -206,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for label, spec in plan(parts, a):
+        spec = _equal_time(spec, rows)
         rec = run_child(spec)
         rows.append({"label": label, **rec})
         print(fmt(label, rec), flush=True)
