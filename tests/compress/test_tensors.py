@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from fusionrec.compress import parse_method
-from fusionrec.compress.tensors import compressible_layers, encode, int8_rows, prune_magnitude, prune_structured, restore
+from fusionrec.compress.tensors import (
+    compressible_layers,
+    encode,
+    int8_rows,
+    prune_magnitude,
+    prune_structured,
+    restore,
+)
 from fusionrec.errors import ModelStateError
 
 
