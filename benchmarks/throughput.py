@@ -32,9 +32,20 @@ How to run (repository root, fusionrec's virtualenv active)
     python benchmarks/throughput.py --data power-law:1000000 --precisions none --epochs 2 \
         --peers implicit-bpr,implicit-als             # 1M power-law table beside implicit
 
+    python benchmarks/throughput.py --models bpr,bpr-sgd --precisions none --epochs 3 \
+        --data power-law:1000000 --peers implicit-bpr --threads 1,2   # the fair BPR comparison
+
     ``--data power-law:N`` trains on the whole generated table (no split); ``--peers`` fits
-    implicit's CPU BPR and ALS (64 factors, ``--epochs`` iterations, ``--threads`` threads) on the
-    same interaction matrix as BPR.
+    implicit's CPU BPR and ALS (64 factors, ``--epochs`` iterations, the same threads) on the
+    same interaction matrix as BPR. ``bpr-sgd`` is BPR with ``optimizer: sgd`` (row-sparse SGD,
+    implicit's update; ``lr`` 200 for the batch-mean loss, about implicit's 0.05 per sample).
+    ``--threads 1,2`` runs every model and peer at each thread count, in one run, and prints
+    the fusionrec/implicit ratio per CPU second.
+
+    ``OMP_WAIT_POLICY`` is set to ``PASSIVE`` (unless already set) before torch and implicit
+    load: on a machine shared with other jobs, OpenMP's default active wait spins while a peer
+    thread is descheduled (measured here at load 15 on 2 cores: ``index_select`` took 100x the
+    CPU time with 2 threads than with 1); passive waiting costs nothing on a quiet machine.
 """
 
 from __future__ import annotations
@@ -47,7 +58,9 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("bpr", "lightgcn", "sasrec", "two_tower")
+MODELS = ("bpr", "bpr-sgd", "lightgcn", "sasrec", "two_tower")
+#: benchmark variants: registry name and parameters over the model's defaults
+VARIANTS = {"bpr-sgd": ("bpr", {"optimizer": "sgd", "lr": 200.0})}
 PRECISIONS = ("none", "bf16")
 UNITS = {"sasrec": "sequences"}
 
@@ -86,7 +99,8 @@ def measure(
 
     # the device and threads are run options (never model params); fit only, no evaluation
     options = RunOptions(device=device, cpu_threads=threads, callbacks=(mark,))
-    model = make_model(name, {"epochs": epochs, "amp": amp})
+    reg_name, params = VARIANTS.get(name, (name, {}))
+    model = make_model(reg_name, {"epochs": epochs, "amp": amp, **params})
     t0 = time.perf_counter()
     fit_model(model, train, None, seed, options)
     wall = time.perf_counter() - t0
@@ -107,6 +121,7 @@ def measure(
         "last_loss": float(recs[-1]["loss"]),
         "fit_s": round(wall, 3),
         "device": str(model.device_),
+        "threads": threads,
     }
 
 
@@ -140,18 +155,23 @@ def measure_implicit(kind: str, train, epochs: int, threads: int, seed: int) -> 
 
 
 def format_peer_table(rows: list[dict]) -> str:
-    lines = [["model", "unit", "samples/s", "/CPU s", "epoch s"]]
+    """Every run (fusionrec fp32 and peers) with its threads; the last column divides each
+    row's samples per CPU second by implicit BPR's at the same thread count."""
+    ref = {r["threads"]: r["samples_per_cpu_s"] for r in rows if r["model"] == "implicit BPR"}
+    lines = [["model", "threads", "samples/s", "/CPU s", "epoch s", "/CPU s vs implicit BPR"]]
     for r in rows:
+        base = ref.get(r["threads"])
         lines.append(
             [
                 r["model"],
-                r["unit"],
+                str(r["threads"]),
                 f"{r['samples_per_s']:,.0f}",
                 f"{r['samples_per_cpu_s']:,.0f}",
                 f"{r['epoch_s']:.2f}",
+                f"{r['samples_per_cpu_s'] / base:.2f}" if base else "-",
             ]
         )
-    widths = [max(len(r[i]) for r in lines) for i in range(5)]
+    widths = [max(len(r[i]) for r in lines) for i in range(6)]
     out = [
         "  ".join(
             c.ljust(w) if i < 2 else c.rjust(w)
@@ -230,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = one per CPU)"
+        "--threads",
+        default="1",
+        help="comma list of torch/implicit CPU thread counts, each run in turn (default 1; 0 = one per CPU)",
     )
     p.add_argument(
         "--data",
@@ -244,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--output", default=None, help="also write the records as JSON here")
     a = p.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/implicit load OpenMP
+    thread_counts = [int(x) or (os.cpu_count() or 1) for x in str(a.threads).split(",") if x.strip()]
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     precisions = [x.strip() for x in a.precisions.split(",") if x.strip()]
     bad = [m for m in models if m not in MODELS] + [x for x in precisions if x not in PRECISIONS]
@@ -265,35 +289,31 @@ def main(argv: list[str] | None = None) -> int:
         f"{data['rs'].n_interactions:,} interactions ({time.perf_counter() - t_data:.1f} s)",
         flush=True,
     )
-    rows = []
-    for m in models:
-        for amp in precisions:
-            train = data["loo" if m == "sasrec" else "rs"]
-            rec = measure(m, amp, train, a.epochs, a.seed, a.device, a.threads or os.cpu_count())
-            print(
-                f"[run] {m} amp={amp}: {rec['samples_per_s']:,.0f} {rec['unit']}/s, {rec['epoch_s']:.2f} s/epoch",
-                flush=True,
-            )
-            rows.append(rec)
-    peers = []
-    for peer in [x.strip() for x in a.peers.split(",") if x.strip()]:
-        rec = measure_implicit(
-            peer.removeprefix("implicit-"),
-            data["rs"],
-            a.epochs,
-            a.threads or os.cpu_count(),
-            a.seed,
-        )
-        print(f"[run] {rec['model']}: {rec['samples_per_s']:,.0f} interactions/s", flush=True)
-        peers.append(rec)
+    rows, peers = [], []
+    for threads in thread_counts:
+        for m in models:
+            for amp in precisions:
+                train = data["loo" if m == "sasrec" else "rs"]
+                rec = measure(m, amp, train, a.epochs, a.seed, a.device, threads)
+                print(
+                    f"[run] {m} amp={amp} threads={threads}: {rec['samples_per_s']:,.0f} {rec['unit']}/s, {rec['epoch_s']:.2f} s/epoch",
+                    flush=True,
+                )
+                rows.append(rec)
+        for peer in [x.strip() for x in a.peers.split(",") if x.strip()]:
+            rec = measure_implicit(peer.removeprefix("implicit-"), data["rs"], a.epochs, threads, a.seed)
+            print(f"[run] {rec['model']} threads={threads}: {rec['samples_per_s']:,.0f} interactions/s", flush=True)
+            peers.append(rec)
     load_after = os.getloadavg()
-    print()
-    print(format_table(rows))
+    for threads in thread_counts:
+        print(f"\n{threads} thread(s)")
+        print(format_table([r for r in rows if r["threads"] == threads]))
     if peers:
         print()
-        print(format_peer_table(peers))
+        ours = [{**r, "model": f"fusionrec {r['model']}"} for r in rows if r["amp"] == "none" and r["model"].startswith("bpr")]
+        print(format_peer_table(sorted(ours + peers, key=lambda r: r["threads"])))
     print(
-        f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, {a.threads or os.cpu_count()} torch thread(s), device {rows[0]['device'] if rows else a.device})"
+        f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, threads {thread_counts}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, device {rows[0]['device'] if rows else a.device})"
     )
     if a.output:
         out = Path(a.output)

@@ -145,31 +145,51 @@ class _BPRRows(torch.autograd.Function):
         u = users_w.index_select(0, u_idx)  # (B, d)
         p = items_w.index_select(0, p_idx)  # (B, d)
         n = items_w.index_select(0, n_idx.reshape(-1)).view(b, k, -1)  # (B, K, d)
-        # elementwise products, not bmm: bmm of (d x 1) matrices is several times slower on CPU
-        x = (u * p).sum(-1, keepdim=True) - (n * u.unsqueeze(1)).sum(-1)  # (B, K)
+        # elementwise products, not bmm (bmm of d x 1 matrices is several times slower on CPU);
+        # one negative (the default): x = <u, p - n>, p - n kept for the gradient of u
+        diff = p - n[:, 0] if k == 1 else None
+        x = (u * diff).sum(-1, keepdim=True) if diff is not None else (u * p).sum(-1, keepdim=True) - (n * u.unsqueeze(1)).sum(-1)
         bpr = -F.logsigmoid(x).mean()
-        l2 = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) * (reg / b) if reg > 0 else x.new_zeros(())
-        ctx.save_for_backward(u, p, n, x, u_idx, p_idx, n_idx)
+        if reg > 0:
+            sq = [torch.dot(t.reshape(-1), t.reshape(-1)) for t in (u, p, n)]
+            l2 = (sq[0] + sq[1] + sq[2]) * (reg / b)
+        else:
+            l2 = x.new_zeros(())
+        ctx.save_for_backward(u, p, n, x, u_idx, p_idx, n_idx, diff)
         ctx.reg, ctx.sparse, ctx.shapes = reg, sparse, (users_w.shape, items_w.shape)
         return bpr, l2
 
     @staticmethod
     def backward(ctx: Any, g_bpr: torch.Tensor, g_reg: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        u, p, n, x, u_idx, p_idx, n_idx = ctx.saved_tensors
+        # few passes over (B, d) arrays: fused multiply-adds, the item rows written in place
+        u, p, n, x, u_idx, p_idx, n_idx, diff = ctx.saved_tensors
         b, k = x.shape
-        w = torch.sigmoid(-x).mul_(-g_bpr / (b * k))  # d loss / d x, (B, K)
-        ws = w.sum(1, keepdim=True)  # (B, 1)
-        gu = ws * p - (n[:, 0] * w if k == 1 else (w.unsqueeze(2) * n).sum(1))
-        gp = ws * u
-        gn = -w.unsqueeze(2) * u.unsqueeze(1)  # (B, K, d)
-        if ctx.reg > 0:
-            c = g_reg * (2 * ctx.reg / b)
-            gu, gp, gn = gu.add_(c * u), gp.add_(c * p), gn.add_(c * n)
         d = u.shape[1]
+        w = torch.sigmoid(-x).mul_(-g_bpr / (b * k))  # d loss / d x, (B, K)
+        c = g_reg * (2 * ctx.reg / b) if ctx.reg > 0 else None  # d reg / d row = c * row
+        g_item_rows = u.new_empty((b * (1 + k), d))  # positives' rows, then the negatives'
+        if k == 1:
+            n0 = n[:, 0]
+            if c is None:
+                gu = w * diff
+                torch.mul(w, u, out=g_item_rows[:b])
+                torch.mul(w, u, out=g_item_rows[b:]).neg_()
+            else:
+                gu = torch.addcmul(u * c, w, diff)
+                torch.addcmul(p * c, w, u, out=g_item_rows[:b])
+                torch.addcmul(n0 * c, w, u, value=-1, out=g_item_rows[b:])
+        else:
+            ws = w.sum(1, keepdim=True)  # (B, 1)
+            gu = ws * p - (w.unsqueeze(2) * n).sum(1)
+            gn = -w.unsqueeze(2) * u.unsqueeze(1)  # (B, K, d)
+            g_item_rows[:b] = ws * u
+            if c is not None:
+                gu.add_(c * u)
+                g_item_rows[:b] += c * p
+                gn.add_(c * n)
+            g_item_rows[b:] = gn.reshape(-1, d)
         g_users = row_grad(ctx.shapes[0], u_idx, gu, ctx.sparse)
-        g_items = row_grad(
-            ctx.shapes[1], torch.cat([p_idx, n_idx.reshape(-1)]), torch.cat([gp, gn.reshape(-1, d)]), ctx.sparse
-        )
+        g_items = row_grad(ctx.shapes[1], torch.cat([p_idx, n_idx.reshape(-1)]), g_item_rows, ctx.sparse)
         return g_users, g_items, None, None, None, None, None
 
 
