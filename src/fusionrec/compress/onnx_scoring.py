@@ -52,6 +52,27 @@ def _history_key(model: TorchRecommender) -> str | None:
     return None
 
 
+def _export(model: TorchRecommender, sequential: bool, name: str, example: np.ndarray):  # noqa: ANN202 - torch.onnx.ONNXProgram
+    try:
+        with torch.no_grad():
+            return torch.onnx.export(
+                _Scoring(model, sequential),
+                (torch.as_tensor(example, device=model.device_),),
+                dynamo=True,
+                input_names=[name],
+                output_names=["scores"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
+    except Exception as e:  # the exporter raises many kinds; name the model and the cause
+        raise ConfigError(f"model {model.name!r}: its scoring cannot be exported to ONNX ({type(e).__name__}: {str(e)[:300]})") from None
+
+
+def _static_batch(program) -> int | None:  # noqa: ANN001 - torch.onnx.ONNXProgram
+    dim = program.model_proto.graph.input[0].type.tensor_type.shape.dim[0]
+    return int(dim.dim_value) if dim.HasField("dim_value") else None
+
+
 class OnnxScorer:
     """An onnxruntime session scoring users over the whole catalogue."""
 
@@ -80,21 +101,12 @@ class OnnxScorer:
         n = min(EXPORT_BATCH, model.n_users)
         users = np.arange(n, dtype=np.int64)
         model.score_indices(users[:1])  # fills eval-mode caches (graph propagation)
-        example = torch.as_tensor(model.hist_[users] if sequential else users, device=model.device_)
         name = "seq" if sequential else "users"
-        try:
-            with torch.no_grad():
-                program = torch.onnx.export(
-                    _Scoring(model, sequential),
-                    (example,),
-                    dynamo=True,
-                    input_names=[name],
-                    output_names=["scores"],
-                    dynamic_shapes=({0: torch.export.Dim("batch")},),
-                    verbose=False,
-                )
-        except Exception as e:  # the exporter raises many kinds; name the model and the cause
-            raise ConfigError(f"model {model.name!r}: its scoring cannot be exported to ONNX ({type(e).__name__}: {str(e)[:300]})") from None
+        program = _export(model, sequential, name, model.hist_[users] if sequential else users)
+        if _static_batch(program) not in (None, 1):
+            # the scoring code looped over the batch and the exporter fixed its size: a graph for
+            # one user at a time, so scoring one user does not pay for a padded batch
+            program = _export(model, sequential, name, model.hist_[users[:1]] if sequential else users[:1])
         proto = program.model_proto
         if key is not None:
             entry = proto.metadata_props.add()
