@@ -69,3 +69,23 @@ def test_fine_tuning_on_b_starts_from_the_source_model(tmp_path):
     # B's items are warm in the fine-tuned model (their ID part now counts), A's are cold
     assert fine.warm_[b.items.to_idx(np.array(["s4", "r4"]))].all()
     assert not fine.warm_[b.items.to_idx(np.array(["s0", "r0"]))].any()
+
+
+def test_cold_items_do_not_float_above_the_warm_catalogue():
+    """With cold items in the catalogue, the text term also draws its negatives among them, so a
+    user's cold items of their own taste rank below the warm ones (and above the cold items of
+    the other taste). Drawn among warm items only, the cold items' text was never pushed down
+    and they rose above every warm item (here: cold 2.18 vs warm 1.84 mean score; on ml-100k's
+    older-films domain, validation NDCG@10 fell from 0.12 to 0.006 in 25 epochs)."""
+    from _lm_data import make_groups
+
+    ds, cold_s, cold_r = make_groups(cold_per_group=3)
+    m = get_model("joint")(**TEXT, epochs=60, lr=0.02).fit(ds, seed=0)
+    assert m._text_sampler is not None
+    sc = m.score(ds.users.ids)
+    warm_s = ds.items.to_idx(np.array([f"s{i}" for i in range(5)]))
+    warm_r = ds.items.to_idx(np.array([f"r{i}" for i in range(5)]))
+    cs, cr = ds.items.to_idx(np.array(cold_s)), ds.items.to_idx(np.array(cold_r))
+    space, romance = sc[:8], sc[8:]
+    assert space[:, warm_s].mean() > space[:, cs].mean() > space[:, cr].mean()
+    assert romance[:, warm_r].mean() > romance[:, cr].mean() > romance[:, cs].mean()

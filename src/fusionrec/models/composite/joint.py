@@ -33,12 +33,13 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from fusionrec.data.dataset import Dataset
+from fusionrec.data.samplers import NegativeSampler
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import Capabilities
 from fusionrec.models.kg.kge import JointConfig, kg_triples
 from fusionrec.models.negatives import advance_epoch, negative_sampler
 from fusionrec.models.registry import register
-from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin, text_stats
+from fusionrec.models.text.toolkit import LMTextConfig, TextModelMixin, text_stats, user_item_text
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.nn.features import FeatureEncoder, FeatureTables
 from fusionrec.nn.kg import corrupt_triples, kg_pair_loss, transr_pair_energies
@@ -71,6 +72,9 @@ class JointRecConfig(JointConfig, LMTextConfig):
     """TransR relation-space dimension."""
     user_feature_columns: list[str] | None = None
     """User feature columns (None = all of the dataset's)."""
+    text_user_profile: bool = False
+    """With text: also add to the user vector a learned map of the user's text profile (the mean
+    of the centred, normalised text vectors of their training items)."""
     kg_batch_size: int | None = Field(None, ge=1)
     """KG triples per recommendation batch (default: ``batch_size``)."""
     epochs: int = Field(200, ge=1)
@@ -105,6 +109,7 @@ class _JointModule(nn.Module):
         text_mean: torch.Tensor | None,
         item_entity: np.ndarray | None,
         kg_sizes: tuple[int, int],
+        user_text: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         d = c.embedding_dim
@@ -117,6 +122,12 @@ class _JointModule(nn.Module):
         if bank is not None:
             self.text_proj = nn.Linear(bank.dim, d, bias=False)
             self.register_buffer("text_mean", text_mean if text_mean is not None else torch.zeros(bank.dim))
+        self.has_user_text = bank is not None and user_text is not None
+        if self.has_user_text:
+            # derived from the training data (saved with the model's extra state, not copied by a
+            # warm start: a fine-tuning fit recomputes it from its own interactions)
+            self.register_buffer("user_text", torch.as_tensor(user_text, dtype=torch.float32), persistent=False)
+            self.user_text_proj = nn.Linear(user_text.shape[1], d, bias=False)
         self.has_kg = item_entity is not None
         if self.has_kg:
             n_ent, n_rel = kg_sizes
@@ -138,6 +149,8 @@ class _JointModule(nn.Module):
 
     def user_vecs(self, users: torch.Tensor) -> torch.Tensor:
         u = self.user(users)
+        if self.has_user_text:
+            u = u + self.user_text_proj(self.user_text[users])
         return u + self.feature_user(users) if self.user_feats is not None else u
 
     def text_items(self, items: torch.Tensor) -> torch.Tensor:
@@ -171,6 +184,8 @@ class _JointModule(nn.Module):
         users, i, j = batch["user"], batch["pos"], batch["neg"]
         n = len(i)
         uid = self.user(users)
+        if self.has_user_text:
+            uid = uid + self.user_text_proj(self.user_text[users])
         uf = self.feature_user(users) if self.user_feats is not None else None
         u = uid + uf if uf is not None else uid
         ids, txt, ent = self.item_parts(torch.cat([i, j]))
@@ -179,7 +194,11 @@ class _JointModule(nn.Module):
         if uf is not None and w.get("user", 0) > 0:
             out["user"] = w["user"] * bpr_loss((uf * v[:n]).sum(-1), (uf * v[n:]).sum(-1))
         if txt is not None and w.get("text", 0) > 0:
-            out["text"] = w["text"] * bpr_loss((u * txt[:n]).sum(-1), (u * txt[n:]).sum(-1))
+            # negatives of the text term come from the whole catalogue when some items are cold
+            # ("text_neg"): the text tower alone scores cold items, so it must also learn to push
+            # an unseen cold item down, or cold items float above every warm one
+            tn = self.text_items(batch["text_neg"]) if "text_neg" in batch else txt[n:]
+            out["text"] = w["text"] * bpr_loss((u * txt[:n]).sum(-1), (u * tn).sum(-1))
         if self.has_kg and w.get("kg", 0) > 0 and "h" in batch:
             pos, neg = transr_pair_energies(self.entity, batch, self.relation.weight, self.proj)
             out["kg"] = w["kg"] * kg_pair_loss(pos, neg, "softplus", 1.0)
@@ -195,6 +214,8 @@ class _JointModule(nn.Module):
             out["user"] = list(self.user_feats.parameters())
         if self.bank is not None:
             out["text"] = list(self.text_proj.parameters())
+            if self.has_user_text:
+                out["text"] += list(self.user_text_proj.parameters())
         if self.has_kg:
             out["kg"] = [self.entity.weight, self.relation.weight, self.proj]
         return {k: [p for p in ps if p.requires_grad] for k, ps in out.items()}
@@ -247,6 +268,8 @@ class JointRec(TextModelMixin, TorchRecommender):
         # positive of the user, and harder over the epochs under a ``curriculum``
         self._neg_pool = np.flatnonzero(self.warm_).astype(np.int64)
         self._sampler = negative_sampler(self, dataset, rng, self._neg_pool)
+        cold = len(self._neg_pool) < dataset.n_items
+        self._text_sampler = NegativeSampler(dataset.matrix("csr")) if cold and "text" in s else None
         coo = dataset.matrix("csr").tocoo()
         self._pairs = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
         self._epoch = 0
@@ -255,8 +278,11 @@ class JointRec(TextModelMixin, TorchRecommender):
             if "user" in s
             else None
         )
+        self.user_text_ = None
         if "text" in s:
             self._prepare_text(dataset)
+            if self.config.text_user_profile:
+                self.user_text_ = user_item_text(self.text_init_, dataset.matrix("csr"))[0]
         if "kg" in s:
             kg = dataset.kg
             self.item_entity_ = np.asarray(kg.item_entity, dtype=np.int64).copy()
@@ -281,6 +307,7 @@ class JointRec(TextModelMixin, TorchRecommender):
             mean,
             self.item_entity_ if kg else None,
             (int(self.kg_sizes_[0]), int(self.kg_sizes_[1])) if kg else (0, 0),
+            self.user_text_ if "text" in s else None,
         )
 
     def _init_std(self) -> float:
@@ -302,6 +329,8 @@ class JointRec(TextModelMixin, TorchRecommender):
                 "pos": b[:, 1],
                 "neg": self._neg_pool[self._sampler.sample(b[:, 0], 1, rng)[:, 0]],
             }
+            if self._text_sampler is not None and self.module_.weights.get("text", 0) > 0:
+                arrays["text_neg"] = self._text_sampler.sample(b[:, 0], 1, rng)[:, 0]
             if kg and self.module_.weights.get("kg", 0) > 0:
                 m = self.config.kg_batch_size or len(b)
                 t = self._triples[rng.integers(0, len(self._triples), size=m)]
@@ -338,6 +367,8 @@ class JointRec(TextModelMixin, TorchRecommender):
             out |= self.user_tables_.to_state("ut.")
         if "text" in s:
             out |= self._text_extra_state()
+            if self.user_text_ is not None:
+                out["user_text"] = self.user_text_
         if "kg" in s:
             out |= {"item_entity": self.item_entity_, "kg_sizes": self.kg_sizes_}
         return out
@@ -352,6 +383,7 @@ class JointRec(TextModelMixin, TorchRecommender):
         )
         if "text" in s:
             self._text_load_extra_state(state)
+        self.user_text_ = state.get("user_text") if "text" in s else None
         if "kg" in s:
             self.item_entity_ = state["item_entity"]
             self.kg_sizes_ = state["kg_sizes"]
