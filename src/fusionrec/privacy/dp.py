@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import ConfigError
-from fusionrec.models.torch_base import TorchRecommender, init_parameters
+from fusionrec.models.torch_base import TorchRecommender, cpu_threads, init_parameters
 from fusionrec.training.options import FitOptions, fit_options
 from fusionrec.training.trainer import resolve_device
 
@@ -303,6 +303,8 @@ def fit_private(
     last = float("nan")
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
+    threads = cpu_threads(model.fit_options_.cpu_threads, model.device_)
+    threads.__enter__()
     try:
         for _ in range(dp.epochs):
             pool, shared_list = _epoch_pool(model, dataset, rng)
@@ -340,6 +342,7 @@ def fit_private(
                     with torch.no_grad():
                         last = float(wrapped(example | shared))
     finally:
+        threads.__exit__(None, None, None)
         torch.random.set_rng_state(torch_state)
     module.eval()
     model.module_ = module
