@@ -2,9 +2,18 @@
 
 Scenarios:
   ease       an EASE model fitted on MovieLens-100k (or --model-dir), exhaustive scoring
-  synthetic  a 1,000,000-item, 64-d StaticEmbedding model served through the faiss IVF index;
-             also reports recall@10 of the ANN pipeline and of raw ANN search vs exact search,
-             and of ANN similar items vs exact cosine
+  bpr        BPR fitted on MovieLens-100k, served exactly and with ``--ann`` (HNSW candidates
+             re-ranked exactly); also reports recall@10 of the ANN answers vs exact ones
+  synthetic  a 1,000,000-item, 64-d StaticEmbedding model (written directly, not trained)
+             served through the faiss IVF index; also reports recall@10 of the ANN pipeline and
+             of raw ANN search vs exact search, and of ANN similar items vs exact cosine
+  scale      bpr + synthetic: the "serving at scale" table (docs/scale.md)
+
+Each scenario runs once per ``--workers`` value (e.g. ``1,2``: uvicorn worker processes
+sharing the model memory-mapped); after each server's levels the script prints every worker's
+RSS and PSS (``/proc/PID/smaps_rollup``: PSS charges a shared page 1/n to each of the n
+processes mapping it, so the sum of PSS is what the server really holds). ``--out DIR`` writes
+``load_test.json`` and ``load_test.md``.
 
 For each concurrency level (1, 8, 64 by default) and each client (--client):
 
@@ -17,11 +26,13 @@ For each concurrency level (1, 8, 64 by default) and each client (--client):
 and the script prints p50/p99 latency, requests/second, errors (non-2xx, socket errors,
 timeouts, short answers), the server's CPU time per request (user+system, from /proc: the
 figure that does not depend on other load on the machine), the 1-minute load average, and
-the server's memory (RSS, peak RSS). The server is ``fusionrec serve`` with one uvicorn
-worker; the answer cache is off by default so every request is scored (--cache to turn it
-on). ``--pin`` puts the server on CPU 0 and the clients on CPU 1.
+the server's memory (RSS, peak RSS of the first worker). The server is ``fusionrec serve``;
+the answer cache is off by default so every request is scored (--cache to turn it on).
+``--pin`` puts the server on CPU 0 and the clients on CPU 1.
 
     python benchmarks/load_test.py --scenario both
+    python benchmarks/load_test.py --scenario scale --workers 1,2 --client wrk --duration 10 \
+        --workdir /tmp/fusionrec-load --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -74,6 +86,27 @@ def _mem(pid: int) -> tuple[float, float]:
         elif line.startswith("VmHWM:"):
             hwm = int(line.split()[1]) / 1024
     return rss, hwm
+
+
+def _smaps(pid: int) -> dict[str, float]:
+    """RSS, PSS and their shared/private parts in MiB (``/proc/PID/smaps_rollup``)."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty"):
+            out[key.lower()] = int(rest.split()[0]) / 1024
+    return out
+
+
+def worker_pids(server_pid: int, workers: int) -> list[int]:
+    """The processes that answer requests: the server itself with one worker, else uvicorn's
+    spawned children (not multiprocessing's resource tracker)."""
+    if workers == 1:
+        return [server_pid]
+    kids = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [
+        int(k) for k in kids if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()
+    ]
 
 
 def _cpu_s(pid: int) -> float:
@@ -153,6 +186,39 @@ def prepare_ease(workdir: Path, model_dir: Path | None) -> tuple[Path, list[str]
         write_catalog(ds, model_dir)
     users = load_model(model_dir).users_.ids.tolist()
     return model_dir, users
+
+
+def prepare_bpr(workdir: Path, epochs: int, nprobe: int, candidates: int) -> tuple[Path, list[str]]:
+    """BPR fitted on MovieLens-100k (reused from ``workdir``), and recall@10 of its ANN answers
+    (HNSW at efSearch ``nprobe``, ``candidates`` re-ranked exactly) vs exact answers."""
+    from fusionrec.models.base import load_model
+    from fusionrec.models.recommend import recommend_batch
+    from fusionrec.serving.engine import ModelState
+
+    d = workdir / f"bpr-ml100k-{epochs}"
+    if not (d / "config.json").exists():
+        from fusionrec.data import load_dataset
+        from fusionrec.models.classic.bpr import BPR
+        from fusionrec.serving.catalog import write_catalog
+
+        ds = load_dataset("ml-100k")
+        t0 = time.perf_counter()
+        model = BPR(epochs=epochs, embedding_dim=64).fit(ds, seed=0)
+        print(f"fitted BPR ({epochs} epochs) on {ds!r} in {time.perf_counter() - t0:.1f}s")
+        model.save(d)
+        write_catalog(ds, d)
+    model = load_model(d)
+    state = ModelState.load(d, ann=True, ann_kind="hnsw", ann_nprobe=nprobe)
+    users = model.users_.ids.tolist()
+    sample = [users[i] for i in np.random.default_rng(1).choice(len(users), 200, replace=False)]
+    exact = recommend_batch(model, sample, 10)
+    got = recommend_batch(model, sample, 10, retriever=state.retriever, retrieve_n=candidates)
+    hits = sum(len(set(a.items.tolist()) & set(b.items.tolist())) for a, b in zip(exact, got, strict=True))
+    print(
+        f"BPR ml-100k: HNSW (efSearch {nprobe}, {candidates} candidates) recall@10 vs exact "
+        f"(200 users): {hits / 2000:.3f}"
+    )
+    return d, users
 
 
 def prepare_synthetic(
@@ -261,10 +327,22 @@ async def _level(
     return len(a), errors, float(np.percentile(a, 50)), float(np.percentile(a, 99)), len(a) / wall
 
 
-def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Path) -> None:
+def run_scenario(
+    name: str,
+    model_dir: Path,
+    users: list[str],
+    args,
+    workdir: Path,
+    workers: int = 1,
+    serve_args: tuple[str, ...] = (),
+    nprobe: int | None = None,
+) -> dict:
+    """Serve ``model_dir`` with ``workers`` processes, run every concurrency level and client;
+    returns the rows and each worker's memory (also printed)."""
     from fusionrec.serving.auth import KeyStore
 
-    db = f"sqlite:///{workdir / f'{name.split()[0]}.db'}"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    db = f"sqlite:///{workdir / f'{slug}.db'}"
     ks = KeyStore(db)
     key, _ = ks.create("load-test")
     ks.engine.dispose()
@@ -272,7 +350,7 @@ def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Pa
     env = dict(
         os.environ,
         FUSIONREC_CACHE_SIZE=str(10_000 if args.cache else 0),
-        FUSIONREC_ANN_NPROBE=str(args.nprobe),
+        FUSIONREC_ANN_NPROBE=str(args.nprobe if nprobe is None else nprobe),
         FUSIONREC_ANN_CANDIDATES=str(args.candidates),
     )
     cmd = [
@@ -287,18 +365,29 @@ def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Pa
         "--events",
         db,
         "--log-level",
-        "warning",
+        "info",  # uvicorn's startup lines only (the access log is off)
+        "--workers",
+        str(workers),
+        *serve_args,
     ]
     if args.pin:
         cmd = ["taskset", "-c", "0", *cmd]
         os.sched_setaffinity(0, {1})  # the python client
-    server = subprocess.Popen(cmd, env=env)
+    log = workdir / f"server-{slug}-{workers}.log"
+    with log.open("wb") as f:
+        server = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    label = f"{name}, {workers} worker{'s' if workers > 1 else ''}"
+    result: dict = {"scenario": name, "workers": workers, "rows": [], "memory": []}
     try:
-
         t0 = wait_ready(url, server)
-        rss, _ = _mem(server.pid)
-        print(f"\n[{name}] server ready in {time.perf_counter() - t0:.1f}s, RSS {rss:.0f} MiB")
+        wait_workers(log, server, workers)
+        pids = worker_pids(server.pid, workers)
+        rss = sum(_mem(p)[0] for p in pids)
+        print(
+            f"\n[{label}] server ready in {time.perf_counter() - t0:.1f}s, RSS {rss:.0f} MiB "
+            f"(sum over {len(pids)} worker{'s' if len(pids) > 1 else ''})"
+        )
         print(
             f"{'client':>7} {'clients':>8} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} "
             f"{'req/s':>8} {'CPU ms/req':>10} {'load1':>6} {'RSS MiB':>8} {'peak MiB':>9}"
@@ -311,32 +400,112 @@ def run_scenario(name: str, model_dir: Path, users: list[str], args, workdir: Pa
             for client in clients:
                 if client == "wrk":
                     _wrk_level(url, script, conc, 1, args.pin)  # warm-up, not counted
-                    c0 = _cpu_s(server.pid)
+                    c0 = sum(_cpu_s(p) for p in pids)
                     n, err, p50, p99, rps = _wrk_level(url, script, conc, args.duration, args.pin)
                 else:
-                    c0 = _cpu_s(server.pid)
+                    c0 = sum(_cpu_s(p) for p in pids)
                     n, err, p50, p99, rps = asyncio.run(
                         _level(
                             url, key, users, conc, args.duration, args.max_requests, args.k, conc
                         )
                     )
-                cpu_ms = (_cpu_s(server.pid) - c0) / max(n, 1) * 1000
-                rss, hwm = _mem(server.pid)
+                cpu_ms = (sum(_cpu_s(p) for p in pids) - c0) / max(n, 1) * 1000
+                rss = sum(_mem(p)[0] for p in pids)
+                hwm = max(_mem(p)[1] for p in pids)
+                load1 = os.getloadavg()[0]
                 print(
                     f"{client:>7} {conc:>8} {n:>9} {err:>7} {p50:>8.2f} {p99:>8.2f} {rps:>8.1f} "
-                    f"{cpu_ms:>10.2f} {os.getloadavg()[0]:>6.2f} {rss:>8.0f} {hwm:>9.0f}",
+                    f"{cpu_ms:>10.2f} {load1:>6.2f} {rss:>8.0f} {hwm:>9.0f}",
                     flush=True,
                 )
+                result["rows"].append(
+                    dict(
+                        client=client, clients=conc, requests=n, errors=err, p50_ms=p50,
+                        p99_ms=p99, rps=rps, cpu_ms_per_req=cpu_ms, load1=load1,
+                    )
+                )  # fmt: skip
+        for pid in pids:
+            mem = {"pid": pid, **_smaps(pid)}
+            result["memory"].append(mem)
+            print(
+                f"  worker {pid}: RSS {mem['rss']:.0f} MiB, PSS {mem['pss']:.0f} MiB "
+                f"(shared {mem['shared_clean'] + mem['shared_dirty']:.0f}, "
+                f"private {mem['private_clean'] + mem['private_dirty']:.0f})"
+            )
+        total = sum(m["pss"] for m in result["memory"])
+        print(f"  sum of PSS over the workers: {total:.0f} MiB")
     finally:
-        server.terminate()
-        server.wait(30)
+        _stop(server)
+    return result
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (uvicorn's parent and its workers), then SIGKILL."""
+    import signal
+
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+
+
+def wait_workers(log: Path, server: subprocess.Popen, workers: int, limit_s: float = 300.0) -> None:
+    """Until uvicorn logged "Application startup complete" once per worker (each has loaded the
+    model): ``/readyz`` answers as soon as one of them has."""
+    t0 = time.perf_counter()
+    while log.read_text(errors="replace").count("Application startup complete") < workers:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}")
+        if time.perf_counter() - t0 > limit_s:
+            raise SystemExit(f"not every worker started within {limit_s:g} s (see {log})")
+        time.sleep(0.25)
+
+
+def write_results(results: list[dict], out: Path, notes: list[str]) -> None:
+    """``load_test.json`` (everything) and ``load_test.md`` (the table) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load_test.json").write_text(json.dumps({"notes": notes, "runs": results}, indent=2))
+    lines = [
+        "| scenario | workers | clients | client | requests | errors | p50 ms | p99 ms | req/s | CPU ms/req | load1 |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        for row in r["rows"]:
+            lines.append(
+                f"| {r['scenario']} | {r['workers']} | {row['clients']} | {row['client']} | "
+                f"{row['requests']} | {row['errors']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                f"{row['rps']:.0f} | {row['cpu_ms_per_req']:.2f} | {row['load1']:.1f} |"
+            )
+    lines += ["", "| scenario | workers | worker | RSS MiB | PSS MiB | shared MiB | private MiB |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for i, m in enumerate(r["memory"]):
+            lines.append(
+                f"| {r['scenario']} | {r['workers']} | {i + 1} | {m['rss']:.0f} | {m['pss']:.0f} | "
+                f"{m['shared_clean'] + m['shared_dirty']:.0f} | {m['private_clean'] + m['private_dirty']:.0f} |"
+            )
+    (out / "load_test.md").write_text("\n".join([*notes, "", *lines, ""]))
+    print(f"wrote {out / 'load_test.json'} and {out / 'load_test.md'}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--scenario", choices=["ease", "synthetic", "both"], default="both")
+    p.add_argument(
+        "--scenario", choices=["ease", "bpr", "synthetic", "both", "scale"], default="both"
+    )
+    p.add_argument(
+        "--workers",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1],
+        help="uvicorn worker counts to serve each scenario with, e.g. 1,2",
+    )
+    p.add_argument("--bpr-epochs", type=int, default=20)
+    p.add_argument("--ef-search", type=int, default=64, help="HNSW efSearch of the bpr --ann run")
+    p.add_argument("--out", type=Path, default=None, help="write load_test.json and .md here")
     p.add_argument(
         "--model-dir",
         type=Path,
@@ -380,19 +549,40 @@ def main() -> None:
         raise SystemExit("wrk not found: `apt-get install -y wrk`, or use --client python")
     if args.pin and (os.cpu_count() or 1) < 2:
         raise SystemExit("--pin needs at least 2 CPUs")
-    print(f"load: {os.getloadavg()}, cpus: {os.cpu_count()}")
+    load0 = os.getloadavg()
+    print(f"load: {load0}, cpus: {os.cpu_count()}")
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="fusionrec-load-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        runs = []  # (name, folder, users, serve args, nprobe)
         if args.scenario in ("ease", "both"):
             d, users = prepare_ease(workdir, args.model_dir)
-            run_scenario("ease ml-100k", d, users, args, workdir)
-        if args.scenario in ("synthetic", "both"):
+            runs.append(("ease ml-100k", d, users, (), None))
+        if args.scenario in ("bpr", "scale"):
+            d, users = prepare_bpr(workdir, args.bpr_epochs, args.ef_search, args.candidates)
+            runs.append(("bpr ml-100k exact", d, users, (), None))
+            runs.append(
+                ("bpr ml-100k ANN", d, users, ("--ann", "--ann-kind", "hnsw"), args.ef_search)
+            )
+        if args.scenario in ("synthetic", "both", "scale"):
             d, users = prepare_synthetic(
                 workdir, args.n_items, args.dim, args.n_users, args.nprobe, args.candidates
             )
-            run_scenario(f"synthetic {args.n_items} items, ANN", d, users, args, workdir)
-    print(f"load after: {os.getloadavg()}")
+            runs.append((f"static_embedding {args.n_items} items ANN", d, users, (), None))
+        for name, d, users, serve_args, nprobe in runs:
+            for w in args.workers:
+                results.append(run_scenario(name, d, users, args, workdir, w, serve_args, nprobe))
+    load1 = os.getloadavg()
+    print(f"load after: {load1}")
+    if args.out is not None:
+        notes = [
+            f"`python benchmarks/load_test.py {' '.join(sys.argv[1:])}`",
+            "",
+            f"{os.cpu_count()} CPUs; load average {load0[0]:.1f} before, {load1[0]:.1f} after "
+            "(other jobs share the machine: compare rows of one run, not with other runs).",
+        ]
+        write_results(results, args.out, notes)
 
 
 if __name__ == "__main__":
