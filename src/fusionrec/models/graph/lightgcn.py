@@ -121,7 +121,7 @@ class LightGCNModule(nn.Module):
         p = emb[self.n_users + pos]
         n = emb[self.n_users + neg]
         pos_s = (u * p).sum(-1)
-        neg_s = (u.unsqueeze(1) * n).sum(-1)
+        neg_s = torch.bmm(n, u.unsqueeze(2)).squeeze(2)  # (B, k): no (B, k, d) product tensor
         out = {"bpr": bpr_loss(pos_s, neg_s)}
         if self.reg_weight > 0:
             out["reg"] = self.reg_weight * self._batch_l2(users, pos, neg)

@@ -162,10 +162,9 @@ def in_batch_softmax(
     occurring c times contributes c·exp(logit), i.e. log(c) is added to its logit, and a row's
     positive column keeps one copy.
     """
-    logits = uv @ cand_v.T  # (B, U)
-    log_c = count.to(logits.dtype).log()
+    log_c = count.to(uv.dtype).log()
     shift = log_c if log_q is None else log_c - log_q
-    logits = logits + shift[None, :]
+    logits = torch.addmm(shift[None, :], uv, cand_v.T)  # (B, U): product and shift in one pass
     rows = torch.arange(len(col), device=col.device)
     logits = logits.index_put((rows, col), -log_c[col], accumulate=True)
     return F.cross_entropy(logits, col)
