@@ -3,6 +3,8 @@
     python benchmarks/scale_e2e.py --size 1m                  # one size (about a minute)
     python benchmarks/scale_e2e.py --size 1m,5m,25m --plot .bench/scale_e2e.png --json .bench/scale_e2e.json
     python benchmarks/scale_e2e.py --size 5m --bpr optimizer=adam,lr=0.005   # BPR's default optimiser
+    python benchmarks/scale_e2e.py --merge .bench/e2e_1m.json,.bench/e2e_5m.json,.bench/e2e_25m.json \
+        --plot docs/img/scale_e2e.png                                   # table + plot of earlier runs
 
 Data: ``fusionrec.data.synthetic.make_power_law`` (MovieLens-25M's shape: 25M rows = 162k
 users x 59k items; 1M = 6.5k x 11.8k), written once to ``--workdir`` as Parquet (or CSV with
@@ -149,7 +151,7 @@ def _pipeline(path: Path, bpr_params: dict, threads: int) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ["size", "rows", "users x items"] + [f"{s} s" for s in STAGES] + ["total s", "peak RSS MiB", "BPR samples/s", "Pop NDCG@10", "BPR NDCG@10"]
+    head = ["size", "rows", "users x items"] + [f"{s} s" for s in STAGES] + ["total s", "CPU s", "peak RSS MiB", "BPR samples/s", "Pop NDCG@10", "BPR NDCG@10"]
     lines = [head]
     for r in rows:
         if "error" in r:
@@ -158,7 +160,7 @@ def format_table(rows: list[dict]) -> str:
         lines.append(
             [r["size"], f"{r['rows']:,}", f"{r['users']:,} x {r['items']:,}"]
             + [f"{r[f'{s}_s']:.1f} ({r[f'{s}_peak_mib']:,} MiB)" for s in STAGES]
-            + [f"{r['total_s']:.1f}", f"{r['peak_rss_mib']:,}", f"{r['bpr_samples_per_s']:,}", f"{r['pop_ndcg@10']:.4f}", f"{r['bpr_ndcg@10']:.4f}"]
+            + [f"{r['total_s']:.1f}", f"{sum(r[f'{s}_cpu_s'] for s in STAGES):.1f}", f"{r['peak_rss_mib']:,}", f"{r['bpr_samples_per_s']:,}", f"{r['pop_ndcg@10']:.4f}", f"{r['bpr_ndcg@10']:.4f}"]
         )
     return "\n".join("| " + " | ".join(x) + " |" + ("\n|" + "---|" * len(head) if i == 0 else "") for i, x in enumerate(lines))
 
@@ -200,8 +202,17 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fusionrec-scale")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--plot", type=Path, help="write a PNG of seconds and peak RSS against size")
+    ap.add_argument("--merge", default="", help="comma list of --json files: print their table (and --plot), run nothing")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.merge:
+        rows = [r for f in a.merge.split(",") if f for r in json.loads(Path(f).read_text())]
+        rows.sort(key=lambda r: r.get("rows", 0))
+        print(format_table(rows))
+        if a.plot:
+            plot(rows, a.plot)
+            print(f"plot: {a.plot}")
+        return 0
     if a.child:
         kind, path, extra = a.child
         res = _generate(int(extra), Path(path)) if kind == "generate" else _pipeline(Path(path), json.loads(extra), a.threads or os.cpu_count() or 1)
