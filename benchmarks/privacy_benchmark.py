@@ -1,7 +1,7 @@
 """Privacy on ml-100k (RS 8:1:1, seed 2020): DP-SGD utility vs epsilon, federated vs central.
 
     python benchmarks/privacy_benchmark.py --part dp --epsilons 1,3,8,inf --epochs 20 --batch-size 8192
-    python benchmarks/privacy_benchmark.py --part fed --rounds 50 --tt-rounds 60
+    python benchmarks/privacy_benchmark.py --part fed --rounds 50 --tt-rounds 200
 
 DP: BPR-MF trained by ``fit_private`` (example-level DP, delta 1e-5), NDCG@10 and the
 (epsilon, delta) opacus' accountant reports. Federated: ``fedavg_mf`` and ``fedavg_two_tower``
@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--tt-rounds", type=int, default=60)
+    ap.add_argument("--tt-rounds", type=int, default=200)
     ap.add_argument("--tt-clients", type=int, default=50)
-    ap.add_argument("--tt-lr", type=float, default=0.5)
+    ap.add_argument("--tt-lr", type=float, default=0.01)
     ap.add_argument("--tt-local-epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/privacy"))

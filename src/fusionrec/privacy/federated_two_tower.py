@@ -5,7 +5,7 @@ tower's id table, which never leaves the client. Everything else (the item tower
 tower's MLP) is shared. A round: the server sends the shared parameters to
 ``clients_per_round`` sampled clients; each runs ``local_epochs`` SGD steps of the two-tower
 sampled-softmax loss on its own interactions (uniform negatives drawn on the client) and
-returns its updated shared parameters; the server applies ``server_lr`` x the aggregated delta:
+returns its updated shared parameters (local Adam by default); the server applies ``server_lr`` x the aggregated delta:
 interaction-weighted mean for dense layers (FedAvg), and for the item id table the mean over
 the clients that changed each row (a row only one client touched is not diluted by the 99 that
 never saw the item). Bytes counted: the shared parameters down and up per sampled client
@@ -17,6 +17,8 @@ never saw the item). Bytes counted: the shared parameters down and up per sample
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -49,8 +51,12 @@ class FedTwoTowerConfig(BaseModel):
     clients_per_round: int = Field(100, ge=1)
     local_epochs: int = Field(2, ge=1)
     """Local passes over the client's interactions (one batch each)."""
-    lr: float = Field(0.5, gt=0)
-    """Client SGD step size."""
+    lr: float = Field(0.01, gt=0)
+    """Client step size."""
+    client_optimizer: Literal["adam", "sgd"] = "adam"
+    """Local optimiser, fresh on every fit (nothing of it leaves the client). Plain SGD at a step
+    large enough to move the tiny id rows blows the towers' biases up and collapses every item
+    to one vector (measured: NDCG@10 0.021 whatever the rounds); Adam scales each step."""
     server_lr: float = Field(1.0, gt=0)
     """Server step applied to the aggregated delta (1 = plain FedAvg)."""
 
@@ -85,7 +91,8 @@ class TwoTowerClientLogic:
             for n, a in zip(self.names, shared, strict=True):
                 params[n].copy_(torch.from_numpy(np.asarray(a)))
             params[PRIVATE_PARAM][self.user] = torch.from_numpy(self.user_row)
-        opt = torch.optim.SGD(self.module.parameters(), lr=self.cfg.lr)
+        opt_cls = torch.optim.Adam if self.cfg.client_optimizer == "adam" else torch.optim.SGD
+        opt = opt_cls(self.module.parameters(), lr=self.cfg.lr)
         users = torch.full((len(self.items),), self.user, dtype=torch.long)
         self.module.train()
         for _ in range(self.cfg.local_epochs):
