@@ -244,10 +244,8 @@ def _sampled_params(spec: str) -> tuple[str, dict]:
     spec = spec.rstrip("x")
     pop = spec.endswith("p")
     n = int(spec.rstrip("p"))
-    params: dict = {"sampled_negatives": n}
+    params: dict = {"sampled_negatives": n, "negative_sampling": "popularity" if pop else "uniform"}
     label = f"sampled {n}" + (" pop+logQ" if pop else " uniform")
-    if pop:
-        params["negative_sampling"] = "popularity"
     if equal_time:
         params["_equal_time"] = True
         label += ", full's wall clock"
@@ -301,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sasrec-epochs", type=int, default=15, help="epoch cap of the equal-epoch runs")
     p.add_argument(
         "--sasrec-sampled",
-        default="256,256x",
+        default="256,256p,256px",
         help="sampled runs: N (uniform pool), Np (popularity pool + logQ), suffix x = full's wall clock",
     )
     p.add_argument("--graph-users", type=int, default=25_000, help="lightgcn part: users (x40)")
