@@ -80,7 +80,6 @@ class LightGCNModule(nn.Module):
         self.embedding = nn.Embedding(n_users + n_items, c.embedding_dim)
         self.adj = adj
         self._cache: torch.Tensor | None = None
-        self._cache_key: tuple | None = None
 
     def _apply(self, fn, recurse: bool = True):  # keep the sparse adjacency on the module's device
         out = super()._apply(fn, recurse)
@@ -90,13 +89,8 @@ class LightGCNModule(nn.Module):
         return out
 
     def train(self, mode: bool = True) -> LightGCNModule:
-        if mode or self.training:  # eval() on a module already in eval keeps the propagation
-            self._cache = None
+        self._cache = None
         return super().train(mode)
-
-    def _weights_key(self) -> tuple:
-        """Identity and in-place version of every parameter: the cache is stale once one changed."""
-        return tuple((id(p), p._version) for p in self.parameters())
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self._cache = None
@@ -113,11 +107,11 @@ class LightGCNModule(nn.Module):
 
     def propagated(self) -> torch.Tensor:
         """Layer-mean embeddings of all nodes (cached while in eval mode)."""
-        if not self.training and self._cache is not None and self._cache_key == self._weights_key():
+        if not self.training and self._cache is not None:
             return self._cache
         out = propagate(self.adj, self.layer0(), self.n_layers)
         if not self.training:
-            self._cache, self._cache_key = out.detach(), self._weights_key()
+            self._cache = out.detach()
         return out
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
