@@ -78,6 +78,9 @@ def compress_folder(
             "spec": str(spec),
             "source": str(src.resolve()),
             "base_model": comp.config.base,
+            # what the source folder holds: differs from base_model where a part is compressed
+            # (a distilled model's student)
+            "source_model": model.name,
             "linear_int8": comp.config.linear_int8 if spec.kind == "int8" else None,
             "source_bytes": folder_bytes(src),
             "bytes": 0,

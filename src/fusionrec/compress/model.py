@@ -10,7 +10,11 @@ its ``state.safetensors`` holds the module's tensors encoded as in
 (method, ratio, source folder, sizes).
 
 Scoring, recommending and every model-specific attribute (``user_vectors``, ``history_``, ...)
-are the base model's, run on the compressed module. ``fit`` trains the base model and then
+are the base model's, run on the compressed module. The text models (``lm_mf``, ``lm_sasrec``,
+``lm_lightgcn``, ``text_seq``, ``joint``) compress like any torch model, their cached item text
+vectors included; a distilled model with a ``student`` compresses that student (the folder is
+the student's); the closed-form EASE family stores its dense B in half precision
+(:mod:`fusionrec.compress.dense`). ``fit`` trains the base model and then
 compresses it (so the shared conformance checks run over this class too);
 :func:`fusionrec.compress.compress_model` compresses an already trained one.
 """
@@ -25,6 +29,14 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from fusionrec.compress.dense import (
+    check_dense_method,
+    decode_dense,
+    encode_dense,
+    half_scores,
+    history_rows,
+    is_dense_ease,
+)
 from fusionrec.compress.spec import CompressionSpec, parse_method
 from fusionrec.compress.tensors import encode, restore
 from fusionrec.config.base import ModelConfig
@@ -78,19 +90,53 @@ class CompressedConfig(ModelConfig):
         return v
 
 
-def check_compressible(model: Recommender) -> TorchRecommender:
-    """``model`` if it is a torch model whose state this package can compress; else a ConfigError."""
+#: models whose ``_set_state`` is TorchRecommender's plus steps a compressed folder repeats:
+#: the text models reload their fine-tuned encoder weights (``_text_after_load``), and
+#: ``distill`` without a ``student`` is TorchRecommender's restore unchanged
+_RESTORES_LIKE_TORCH = frozenset(
+    {
+        "fusionrec.models.text.lm_mf.LMMF",
+        "fusionrec.models.text.lm_sasrec.LMSASRec",
+        "fusionrec.models.text.lm_lightgcn.LMLightGCN",
+        "fusionrec.models.text.text_seq.TextSeq",
+        "fusionrec.models.composite.joint.JointRec",
+        "fusionrec.models.composite.distill.Distilled",
+    }
+)
+
+
+def _restores_like_torch(cls: type) -> bool:
+    for klass in cls.__mro__:
+        if klass is TorchRecommender:
+            return True
+        if "_set_state" in klass.__dict__ and f"{klass.__module__}.{klass.__qualname__}" not in _RESTORES_LIKE_TORCH:
+            return False
+    return True
+
+
+def check_compressible(model: Recommender, spec: CompressionSpec | None = None) -> Recommender:
+    """The model whose state is compressed: ``model`` itself for a torch model (the student of
+    a distilled model with a ``student``), or an EASE-family model for fp16/bf16; else a
+    ConfigError naming why."""
     if isinstance(model, CompressedModel):
         raise ConfigError(f"model {model.config.base!r} is already compressed ({model.config.method}); compress its source folder instead")
+    student = getattr(model, "student_", None) if model.name == "distill" else None
+    if student is not None:
+        return check_compressible(student, spec)
+    if is_dense_ease(type(model)):
+        if spec is not None:
+            check_dense_method(model.name, spec)
+        return model
     if not isinstance(model, TorchRecommender):
         raise ConfigError(
             f"model {model.name!r} is not a torch model: compression (int8, fp16, bf16, pruning, onnx) "
-            "applies to torch models with embedding tables and MLPs (bpr, lightgcn, neumf, two_tower, sasrec, ...)"
+            "applies to torch models with embedding tables and MLPs (bpr, lightgcn, neumf, two_tower, sasrec, "
+            "the lm_* text models, joint, distill, ...) and fp16/bf16 to EASE's dense matrix (ease, lm_ease, kg_ease)"
         )
-    if type(model)._set_state is not TorchRecommender._set_state:
+    if not _restores_like_torch(type(model)):
         raise ConfigError(
             f"model {model.name!r} restores extra state of its own when loaded (it overrides _set_state), "
-            "which compressed folders do not support yet"
+            "which compressed folders cannot rebuild"
         )
     return model
 
@@ -107,15 +153,20 @@ class CompressedModel(Recommender):
         super().__init__(config, **params)
         self.spec: CompressionSpec = parse_method(self.config.method)
         self.inner_: TorchRecommender | None = None
+        #: True for the EASE family (dense B in half precision, no torch module)
+        self.dense_: bool = is_dense_ease(get_model(self.config.base))
+        if self.dense_:
+            check_dense_method(self.config.base, self.spec)
 
     # ----------------------------------------------------------- build
     @classmethod
     def from_model(cls, model: Recommender, method: str | CompressionSpec, linear_int8: str = "auto") -> CompressedModel:
         """Compress a fitted torch model (left untouched) with ``method``."""
-        base = check_compressible(model)
-        base._require_fitted()
-        out = cls(base=base.name, base_params=base.config.model_dump(mode="json"), method=str(method), linear_int8=linear_int8)
-        out.fit_options_ = base._options()
+        spec = parse_method(method) if isinstance(method, str) else method
+        model._require_fitted()
+        base = check_compressible(model, spec)
+        out = cls(base=base.name, base_params=base.config.model_dump(mode="json"), method=str(spec), linear_int8=linear_int8)
+        out.fit_options_ = base._options() if isinstance(base, TorchRecommender) else model.fit_options_
         out._adopt_ids(base)
         out._compress(base)
         out.fitted_ = True
@@ -127,15 +178,20 @@ class CompressedModel(Recommender):
 
     def _fit(self, dataset: Dataset, valid: Dataset | None, seed: int) -> None:
         base = get_model(self.config.base)(self.config.base_params)
-        check_compressible(base)
+        check_compressible(base, self.spec)
         base.fit(dataset, valid, seed, options=self.fit_options_)
         self._compress(base)
 
     def check_dataset(self, dataset: Dataset) -> None:
         get_model(self.config.base)(self.config.base_params).check_dataset(dataset)
 
-    def _compress(self, base: TorchRecommender) -> None:
+    def _compress(self, base: Recommender) -> None:
         spec = self.spec
+        if self.dense_:
+            self._install_dense(encode_dense(base._get_state(), spec), "the model")
+            self._probe()
+            return
+        assert isinstance(base, TorchRecommender)
         mode = self.config.linear_int8
         if spec.kind == "int8" and mode == "auto":
             for mode in ("dynamic", "weight_only"):
@@ -157,12 +213,34 @@ class CompressedModel(Recommender):
 
     def _install(self, base: TorchRecommender, stored: dict[str, torch.Tensor]) -> None:
         inner = copy.copy(base)  # shares ids and extra arrays; the module is its own
-        module = base.build_module()  # a fresh module (as when loading), not a deepcopy: graph
-        restore(module, stored)  # models hold sparse buffers that cannot be deep-copied
+        # the extra state goes through the same restore as a loaded folder (the text models'
+        # fine-tuned encoder weights included), then a fresh module is built, not a deepcopy:
+        # graph models hold sparse buffers that cannot be deep-copied
+        inner._load_extra_state(base._extra_state())
+        module = inner.build_module()
+        restore(module, stored)
         inner.module_ = module.to(base.device_)
         inner.module_.eval()
+        _after_restore(inner)
         self.inner_, self.stored_ = inner, stored
         self.capabilities = base.capabilities
+
+    def _install_dense(self, stored: dict[str, torch.Tensor], where: str) -> None:
+        """The EASE-family base model holding the half-precision B (scored by ``half_scores``)."""
+        inner = get_model(self.config.base)(self.config.base_params)
+        for attr in ("users_", "items_", "seen_", "item_pop_", "item_titles_"):
+            setattr(inner, attr, getattr(self, attr))
+        inner.fit_options_ = self._options()
+        state = decode_dense(stored, where)
+        if state["B"].shape[0] != self.n_items:  # type: ignore[union-attr]
+            raise ModelStateError(f"{where}: B has {state['B'].shape[0]} rows for {self.n_items} items")  # type: ignore[union-attr]
+        try:
+            inner._set_state(state)  # type: ignore[arg-type]
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise ModelStateError(f"{where}: the compressed state does not fit model {self.config.base!r} ({type(e).__name__}: {e})") from None
+        inner.fitted_ = True
+        self.inner_, self.stored_ = inner, stored  # type: ignore[assignment]
+        self.capabilities = type(inner).capabilities
 
     def _probe(self) -> None:
         rows = np.arange(min(2, self.n_users), dtype=np.int64)
@@ -174,6 +252,8 @@ class CompressedModel(Recommender):
 
     def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         self._require_fitted_parts()
+        if self.dense_:
+            return half_scores(self.seen_[np.asarray(user_idx, dtype=np.int64)], self._inner().B_, item_idx)
         onnx = getattr(self, "onnx_", None)
         if onnx is not None:
             with cpu_threads(self._options().cpu_threads):
@@ -188,12 +268,16 @@ class CompressedModel(Recommender):
             self._inner()
 
     def score_histories(self, histories):  # noqa: ANN001 - the base model's signature
+        if self.dense_:
+            return half_scores(history_rows(histories, self.n_items), self._inner().B_)
         from torch.nn.utils import parametrize
 
         with parametrize.cached(), torch.no_grad():
             return self._inner().score_histories(histories)
 
     def item_vectors(self) -> np.ndarray | None:
+        if self.dense_:
+            return self._inner().B_.T.float().numpy()
         from torch.nn.utils import parametrize
 
         with parametrize.cached(), torch.no_grad():
@@ -202,7 +286,7 @@ class CompressedModel(Recommender):
     def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: the base model's own attributes and methods
         # (user_vectors, history_, hist_, ...) answer for the compressed one
-        if name.startswith("__") or name in ("inner_", "onnx_", "_folder_", "_extras_", "stored_", "config", "spec"):
+        if name.startswith("__") or name in ("inner_", "onnx_", "_folder_", "_extras_", "stored_", "config", "spec", "dense_"):
             raise AttributeError(name)
         if self.__dict__.get("inner_") is None and "_folder_" not in self.__dict__:
             raise AttributeError(name)
@@ -210,6 +294,8 @@ class CompressedModel(Recommender):
 
     # ------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
+        if self.dense_:
+            return {f"{PREFIX}{k}": _to_numpy(v) for k, v in self._inner_stored().items()}
         extras = self.__dict__.get("_extras_")
         if extras is None:
             extras = self._inner()._extra_state()
@@ -232,11 +318,19 @@ class CompressedModel(Recommender):
         if self.spec.kind == "onnx" and not (self._folder_ / ONNX_FILE).is_file():
             raise ModelStateError(f"{self._folder_ / ONNX_FILE}: missing (a compressed onnx folder needs it)")
 
+    def _inner_stored(self) -> dict[str, torch.Tensor]:
+        stored = self.__dict__.get("stored_")
+        return self._read_stored() if stored is None else stored
+
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self._extras_ = {k[6:]: v for k, v in state.items() if k.startswith("extra.")}
         self.capabilities = get_model(self.config.base).capabilities
         if not any(k.startswith(PREFIX) for k in state):
             raise ModelStateError(f"{self._folder_ / STATE_FILE}: holds no compressed module tensors ({PREFIX}*)")
+        if self.dense_:
+            stored = {k[len(PREFIX) :]: _from_numpy(k, v) for k, v in state.items() if k.startswith(PREFIX)}
+            self._install_dense(stored, str(self._folder_ / STATE_FILE))
+            return
         if self.spec.kind == "onnx":
             from fusionrec.compress.onnx_scoring import OnnxScorer
 
@@ -288,8 +382,21 @@ class CompressedModel(Recommender):
             raise ModelStateError(f"{where}: the compressed state does not fit model {self.config.base!r} ({type(e).__name__}: {e})") from None
         inner.module_ = module.to(inner.device_)
         inner.module_.eval()
+        try:
+            _after_restore(inner)
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise ModelStateError(f"{where}: the saved encoder weights do not fit model {self.config.base!r} ({type(e).__name__}: {e})") from None
         inner.fitted_ = True
         return inner
+
+
+def _after_restore(inner: TorchRecommender) -> None:
+    """What the base model's ``_set_state`` does after its module is restored: the text models
+    load their fine-tuned encoder weights (kept in fp32: the encoder embeds search queries,
+    scoring reads the cached item text vectors)."""
+    after = getattr(inner, "_text_after_load", None)
+    if callable(after):
+        after()
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:

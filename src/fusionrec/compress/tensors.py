@@ -17,6 +17,9 @@ In memory:
   ``Int8DynamicActivationInt8WeightConfig`` layers holding exactly the stored int8 values.
 - pruned tensors are dense fp32 with zeros; structured pruning stores only the kept embedding
   columns / Linear rows (and their index), so it shrinks the folder.
+- the text models' cached item text vectors (``TextFeatureBank.memory``, one row per item)
+  are stored like a table under int8 / fp16 / bf16, and kept exactly under pruning and ONNX:
+  they are the language model's output, an input of the model rather than a learned weight.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "encode",
     "restore",
     "compressible_layers",
+    "text_buffers",
     "prune_magnitude",
     "prune_structured",
     "int8_rows",
@@ -66,6 +70,17 @@ def compressible_layers(module: nn.Module) -> tuple[dict[str, nn.Module], dict[s
         elif type(m) is nn.Linear:
             linears[key] = m
     return tables, linears
+
+
+def text_buffers(module: nn.Module) -> dict[str, nn.Module]:
+    """State key -> owning bank, for every cached item-text matrix (``TextFeatureBank.memory``)."""
+    from fusionrec.encoders.finetune import TextFeatureBank
+
+    out: dict[str, nn.Module] = {}
+    for name, m in module.named_modules():
+        if isinstance(m, TextFeatureBank) and m.memory.is_floating_point() and m.memory.dim() == 2:
+            out[f"{name}.memory" if name else "memory"] = m
+    return out
 
 
 def int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,11 +117,12 @@ def encode(module: nn.Module, spec: CompressionSpec, linear_int8: str = "dynamic
     """The tensors of ``module`` compressed by ``spec`` (``onnx`` stores the module as is).
     ``linear_int8``: ``dynamic`` (torchao kernels) or ``weight_only`` for int8 Linear weights."""
     tables, linears = compressible_layers(module)
+    texts = text_buffers(module) if spec.kind in ("int8", "fp16", "bf16") else {}
     out: dict[str, torch.Tensor] = {}
     sd = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     zero_bias: dict[str, torch.Tensor] = {}
     for key, v in sd.items():
-        is_table, is_linear = key in tables, key in linears
+        is_table, is_linear = key in tables or key in texts, key in linears
         if not (is_table or is_linear) or spec.kind == "onnx" or (spec.kind == "int8" and v.shape[1] < 2):
             # int8 rows of one value gain nothing (and torchao's per-row quantizer refuses them)
             out[key] = v.contiguous()
@@ -191,6 +207,10 @@ def restore(module: nn.Module, stored: dict[str, torch.Tensor], where: str = "th
         if key not in expected:
             raise ModelStateError(f"{where}: tensor {key!r} is not a parameter of the model")
         shape = tuple(expected[key].shape)
+        if "" in parts and shape == () and tuple(parts[""].shape) == (1,):
+            # a 0-d tensor (lm_lightgcn's cold_scale) comes back from the folder as 1-d
+            # (np.ascontiguousarray in save), as torch's own load_state_dict accepts too
+            parts[""] = parts[""].reshape(())
         if "" in parts:
             dense[key] = parts[""]
         elif "kept" in parts:

@@ -10,12 +10,14 @@ embedding whose first coordinate encodes the group.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from fusionrec.data.dataset import Dataset
 
-__all__ = ["toy_dataset", "checkerboard", "TOY_GROUPS"]
+__all__ = ["toy_dataset", "checkerboard", "save_two_group_dataset", "TOY_GROUPS"]
 
 #: Names of the two planted taste groups, in item order.
 TOY_GROUPS = ("space", "romance")
@@ -155,3 +157,34 @@ def checkerboard(
                     rows.append((f"{g}{u}", f"{g.upper()}{i}"))
     inter = pd.DataFrame(rows, columns=["user_id", "item_id"])
     return Dataset.from_frames(inter, name="checkerboard"), target
+
+
+def save_two_group_dataset(path: str | Path, text_dim: int | None = None) -> Path:
+    """Save a small two-group dataset to the folder ``path`` and return it (the CLI and
+    compression tests' fixture).
+
+    40 users ``u0..u39`` over 30 items ``i0..i29`` titled "Film N": even users rate 8 of items
+    0-14, odd users 8 of items 15-29, all with rating 4.0 and increasing timestamps (the same
+    draws for every call: ``default_rng(0)``). ``text_dim`` adds a ``"text"`` item embedding of
+    that width (deterministic, first coordinate +1 for items 0-14 and -1 for 15-29), so text
+    models can be trained without running a language model.
+    """
+    if text_dim is not None and text_dim < 1:
+        raise ValueError(f"text_dim must be a positive width, got {text_dim}")
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(40):
+        group = u % 2
+        items = rng.choice(np.arange(15) + 15 * group, size=8, replace=False)
+        rows += [(f"u{u}", f"i{i}", 4.0, float(100 * u + j)) for j, i in enumerate(items)]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    ids = np.asarray([f"i{i}" for i in range(30)])
+    items = pd.DataFrame({"item_id": ids, "title": [f"Film {i}" for i in range(30)]})
+    embeddings = {}
+    if text_dim is not None:
+        text = np.random.default_rng(1).normal(0.0, 0.3, (30, text_dim))
+        text[:, 0] = np.where(np.arange(30) < 15, 1.0, -1.0)
+        embeddings["text"] = (ids, text.astype(np.float32))
+    path = Path(path)
+    Dataset.from_frames(df, items=items, item_embeddings=embeddings or None, name="small").save(path)
+    return path
