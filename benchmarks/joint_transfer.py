@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _joint_data import add_common_args, ml100k_with_text, rs_split
 
 DEFAULT_PARAMS: dict[str, Any] = {"sources": ["text"], "loss_weights": {"text": 1.0}}
 
@@ -57,26 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--year", type=int, default=1995)
     p.add_argument("--budgets", default="3,10", help="epoch budgets of the B fits (comma list)")
     p.add_argument("--source-epochs", type=int, default=200)
-    p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--params", default="{}", help="joint parameters as JSON over the defaults")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--output", default="runs/joint_transfer")
+    add_common_args(p, "runs/joint_transfer")
     a = p.parse_args(argv)
 
     import pandas as pd
-    import torch
 
-    from fusionrec.data import load_dataset
-    from fusionrec.data.splits import split
-    from fusionrec.encoders import encode_items
     from fusionrec.models import get_model
 
-    torch.set_num_threads(a.threads)
-    ds = load_dataset("ml-100k")
-    ds = ds.with_item_embedding("text", encode_items(ds))
+    ds = ml100k_with_text(a.threads)
     year = pd.to_numeric(ds.item_features["release_year"], errors="coerce").to_numpy(dtype=float)
     in_b = np.nan_to_num(year, nan=0) >= a.year
-    sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=a.seed)
+    sp = rs_split(ds, a.seed)
     params = {**DEFAULT_PARAMS, **json.loads(a.params)}
     dest = Path(a.output)
     dest.mkdir(parents=True, exist_ok=True)

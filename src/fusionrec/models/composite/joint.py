@@ -55,13 +55,14 @@ class JointRecConfig(JointConfig, LMTextConfig):
     """Joint X/Y/Z/W model. Training recipe = ``cke``'s (BPR: xavier init, Adam 5e-3, batches of
     4096, L2 2e-2, early stopping on valid NDCG@10 with patience 10)."""
 
-    LOSS_TERMS: ClassVar[tuple[str, ...]] = ("rec", "user", "text", "kg", "reg")
+    LOSS_TERMS: ClassVar[tuple[str, ...]] = ("rec", "user", "text", "kg", "reg", "prior")
     DEFAULT_WEIGHTS: ClassVar[dict[str, float]] = {
         "rec": 1.0,
         "user": 0.1,
         "text": 0.1,
         "kg": 1.0,
         "reg": 2e-2,
+        "prior": 2e-2,
     }
 
     sources: list[Source] = Field(default_factory=lambda: ["user", "text", "kg"])
@@ -83,6 +84,13 @@ class JointRecConfig(JointConfig, LMTextConfig):
     """Interactions per optimisation step."""
     lr: float = Field(5e-3, gt=0)
     """Learning rate of the ID embeddings (the language model's trainable weights use ``encoder_lr``)."""
+    fusion: dict[Source, Literal["add", "prior"]] = Field(default_factory=dict)
+    """How each side source enters the model (default "add"). "add": its vector is added to the
+    user (item) vector. "prior": it stays out of a warm user's (item's) score and is the mean of
+    the ID vector's Gaussian prior instead: the ``prior`` term pulls the ID embedding towards it
+    (f_Y(user features), P·text or the item's entity), in place of the L2 pull towards 0, so the
+    source shapes the ID table (most for sparse rows) without adding its noise to the score; a cold
+    item's vector is its prior mean. E.g. {"text": "prior", "user": "prior"}."""
     source_lr: dict[Source, float] = Field(default_factory=dict)
     """Learning rate per side source's own weights (user: the feature encoder; text: the text
     projection; kg: entity, relation and TransR projection tables); a source not named trains
@@ -136,6 +144,10 @@ class _JointModule(nn.Module):
             self.proj = nn.Parameter(torch.empty(max(n_rel, 1), d, c.rel_dim))
             ie = np.where(item_entity >= 0, item_entity, n_ent)
             self.register_buffer("item_entity", torch.from_numpy(ie.astype(np.int64)), persistent=False)
+        # sources in "prior" mode (of those in the model): out of a warm row's score, the mean of
+        # its ID vector's prior instead
+        present = {"user": self.user_feats is not None, "text": bank is not None, "kg": self.has_kg}
+        self.prior = frozenset(k for k, m in c.fusion.items() if m == "prior" and present[k])
         self.weights: dict[str, float] = c.weights_at(1)
         self._cache: torch.Tensor | None = None
 
@@ -151,7 +163,9 @@ class _JointModule(nn.Module):
         u = self.user(users)
         if self.has_user_text:
             u = u + self.user_text_proj(self.user_text[users])
-        return u + self.feature_user(users) if self.user_feats is not None else u
+        if self.user_feats is not None and "user" not in self.prior:
+            u = u + self.feature_user(users)
+        return u
 
     def text_items(self, items: torch.Tensor) -> torch.Tensor:
         return self.text_proj(self.bank(items) - self.text_mean)
@@ -163,14 +177,30 @@ class _JointModule(nn.Module):
         ent = self.entity(self.item_entity[items]) if self.has_kg else None
         return ids, txt, ent
 
+    def combine(
+        self, items: torch.Tensor, ids: torch.Tensor, txt: torch.Tensor | None, ent: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(item vectors, their prior mean or None): the ID part plus the "add" sources; the
+        "prior" sources make the prior mean, which is a cold item's vector (its ID part is 0)."""
+        v, mean = ids, None
+        for name, part in (("text", txt), ("kg", ent)):
+            if part is None:
+                continue
+            if name in self.prior:
+                mean = part if mean is None else mean + part
+            else:
+                v = v + part
+        if mean is not None:
+            v = v + mean * (~self.warm[items]).unsqueeze(-1).to(mean.dtype)
+        return v, mean
+
     def item_vecs(self, items: torch.Tensor | None = None) -> torch.Tensor:
         full = items is None
         if full and not self.training and self._cache is not None:
             return self._cache
         if full:
             items = torch.arange(self.item.num_embeddings, device=self.item.weight.device)
-        ids, txt, ent = self.item_parts(items)
-        v = ids + (txt if txt is not None else 0) + (ent if ent is not None else 0)
+        v, _ = self.combine(items, *self.item_parts(items))
         if full and not self.training:
             self._cache = v
         return v
@@ -187,9 +217,10 @@ class _JointModule(nn.Module):
         if self.has_user_text:
             uid = uid + self.user_text_proj(self.user_text[users])
         uf = self.feature_user(users) if self.user_feats is not None else None
-        u = uid + uf if uf is not None else uid
-        ids, txt, ent = self.item_parts(torch.cat([i, j]))
-        v = ids + (txt if txt is not None else 0) + (ent if ent is not None else 0)
+        u = uid + uf if uf is not None and "user" not in self.prior else uid
+        items = torch.cat([i, j])
+        ids, txt, ent = self.item_parts(items)
+        v, mean = self.combine(items, ids, txt, ent)
         out = {"rec": w.get("rec", 1.0) * bpr_loss((u * v[:n]).sum(-1), (u * v[n:]).sum(-1))}
         if uf is not None and w.get("user", 0) > 0:
             out["user"] = w["user"] * bpr_loss((uf * v[:n]).sum(-1), (uf * v[n:]).sum(-1))
@@ -202,9 +233,18 @@ class _JointModule(nn.Module):
         if self.has_kg and w.get("kg", 0) > 0 and "h" in batch:
             pos, neg = transr_pair_energies(self.entity, batch, self.relation.weight, self.proj)
             out["kg"] = w["kg"] * kg_pair_loss(pos, neg, "softplus", 1.0)
+        # the ID-side vectors (entity excluded, as in CKE) are pulled towards 0 ("reg") or, for a
+        # row with a "prior" source, towards that source's vector ("prior")
+        rv = ids + (txt if txt is not None and "text" not in self.prior else 0)
+        u_prior = uf if "user" in self.prior else None
         if w.get("reg", 0) > 0:
-            rv = ids + (txt if txt is not None else 0)
-            out["reg"] = w["reg"] * 0.5 * (u.pow(2).sum() + rv.pow(2).sum()) / n
+            sq = (u.pow(2).sum() if u_prior is None else 0) + (rv.pow(2).sum() if mean is None else 0)
+            if torch.is_tensor(sq):
+                out["reg"] = w["reg"] * 0.5 * sq / n
+        if w.get("prior", 0) > 0 and (u_prior is not None or mean is not None):
+            sq = (u - u_prior).pow(2).sum() if u_prior is not None else 0
+            sq = sq + ((rv - mean).pow(2).sum() if mean is not None else 0)
+            out["prior"] = w["prior"] * 0.5 * sq / n
         return out
 
     def source_parameters(self) -> dict[str, list[nn.Parameter]]:
