@@ -1,5 +1,6 @@
-"""Compressed folders of the five torch models: scores close to fp32 (stated tolerances), loaded
-back by load_model, evaluated / recommended / served by the unchanged commands, bad inputs refused.
+"""Compressed folders of the torch models (the five of the table, the text models, joint and
+distill) and of the EASE family: scores close to fp32 (stated tolerances), loaded back by
+load_model, evaluated / recommended / served by the unchanged commands, bad inputs refused.
 
 Tolerances, relative to the largest |fp32 score| of the model, over every user and item:
 fp16 1e-3, bf16 1e-2, int8 5e-2 (per-row int8 tables; dynamic int8 activations for MLPs), ONNX
@@ -23,6 +24,8 @@ from fusionrec.models.base import load_model
 from fusionrec.ranking import mask_seen, topk
 
 MODELS = ["bpr", "lightgcn", "neumf", "two_tower", "sasrec"]
+#: the text models, joint and distill (built-in MF student, and a two-tower ``student``)
+MORE = ["lm_mf", "lm_sasrec", "lm_lightgcn", "joint", "distill", "distill_student"]
 CLOSE = {"fp16": (1e-3, 0.9), "bf16": (1e-2, 0.9), "int8": (5e-2, 0.8)}
 
 
@@ -35,7 +38,7 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b, strict=True)]))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + MORE)
 @pytest.mark.parametrize("method", ["fp16", "bf16", "int8"])
 def test_reduced_precision_scores_close_to_fp32(trained: Callable[[str], Path], tmp_path: Path, name: str, method: str) -> None:
     src = trained(name)
@@ -44,7 +47,9 @@ def test_reduced_precision_scores_close_to_fp32(trained: Callable[[str], Path], 
     ref = ref_model.score_indices(users)
     manifest = compress_folder(src, method, tmp_path / "out")
     model = load_model(tmp_path / "out", device="cpu")
-    assert isinstance(model, CompressedModel) and model.config.base == name
+    source_model = "distill" if name == "distill_student" else name
+    base = "two_tower" if name == "distill_student" else name  # a distilled student compresses alone
+    assert isinstance(model, CompressedModel) and model.config.base == base
     got = model.score_indices(users)
     assert got.shape == ref.shape and got.dtype == np.float32
     rel, min_overlap = CLOSE[method]
@@ -55,7 +60,8 @@ def test_reduced_precision_scores_close_to_fp32(trained: Callable[[str], Path], 
     # the manifest records what was done, and the folder is smaller than its source
     assert manifest == read_manifest(tmp_path / "out")
     assert manifest["method"] == method and manifest["ratio"] is None
-    assert manifest["source"] == str(src.resolve()) and manifest["base_model"] == name
+    assert manifest["source"] == str(src.resolve()) and manifest["base_model"] == base
+    assert manifest["source_model"] == source_model
     assert manifest["source_bytes"] == folder_bytes(src)
     assert manifest["bytes"] == folder_bytes(tmp_path / "out") - (tmp_path / "out" / MANIFEST_FILE).stat().st_size
     assert manifest["bytes"] < manifest["source_bytes"]
@@ -86,7 +92,7 @@ def test_int8_mlp_layers_use_torchao_dynamic_kernels_where_the_model_allows(trai
     assert m2["linear_int8"] == "weight_only"
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + MORE)
 def test_magnitude_pruning_zeroes_the_exact_ratio_per_tensor(trained: Callable[[str], Path], tmp_path: Path, name: str) -> None:
     from fusionrec.compress.tensors import compressible_layers
 
@@ -195,12 +201,17 @@ def test_bad_inputs_give_clear_errors(trained: Callable[[str], Path], tmp_path: 
 
 
 def test_non_torch_models_are_refused(trained: Callable[[str], Path], tmp_path: Path) -> None:
-    src = trained("ease")
+    src = trained("pop")
     before = sorted(p.name for p in src.iterdir())
-    with pytest.raises(ConfigError, match="'ease' is not a torch model: compression .* applies to torch models"):
+    with pytest.raises(ConfigError, match="'pop' is not a torch model: compression .* applies to torch models"):
         compress_folder(src, "fp16", tmp_path / "x")
     assert not (tmp_path / "x").exists()
     assert sorted(p.name for p in src.iterdir()) == before  # the source is never written to
+    # EASE's dense B takes fp16/bf16 only (tests/compress/test_dense.py)
+    for method in ("int8", "prune:0.5", "onnx"):
+        with pytest.raises(ConfigError, match=f"'ease' is a closed-form model .* fp16 or bf16 .*; {method} applies to torch"):
+            compress_folder(trained("ease"), method, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_source_folder_is_left_unchanged(trained: Callable[[str], Path], tmp_path: Path) -> None:
