@@ -32,6 +32,7 @@ from fusionrec.models.registry import register
 from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.training.config import TrainConfig
 from fusionrec.training.curriculum import CurriculumSettings
+from fusionrec.training.row_adam import RowAdam
 from fusionrec.training.row_sgd import RowSGD, row_grad
 
 __all__ = ["BPR", "BPRConfig", "BPRModule"]
@@ -101,8 +102,11 @@ class BPRModule(torch.nn.Module):
         APR and autocast always take that path)."""
 
     def make_optimizer(self, config: TrainConfig, params: list) -> torch.optim.Optimizer | None:
-        """The Trainer's hook: :class:`RowSGD` for row gradients, else None (the configured one)."""
-        return RowSGD(params, lr=config.lr) if self.sparse else None
+        """The Trainer's hook: for row gradients :class:`RowSGD` (``optimizer: sgd``) or the lazy
+        :class:`RowAdam` (``adam``), else None (the configured one)."""
+        if not self.sparse:
+            return None
+        return RowAdam(params, lr=config.lr) if getattr(config, "optimizer", "sgd") == "adam" else RowSGD(params, lr=config.lr)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | torch.Tensor:
         dev = self.user.weight.device.type
@@ -224,9 +228,9 @@ class BPR(TorchRecommender):
     def _row_sparse(self) -> bool:
         """Whether this fit steps only the batch's rows (see ``BPRConfig.sparse_rows``)."""
         c = self.config
-        plain_sgd = c.optimizer == "sgd" and c.weight_decay == 0 and c.clip_grad_norm is None and c.amp == "none"
+        plain = c.optimizer in ("sgd", "adam") and c.weight_decay == 0 and c.clip_grad_norm is None and c.amp == "none"
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        return c.sparse_rows and plain_sgd and not distributed
+        return c.sparse_rows and plain and not distributed
 
     def batches(self, dataset: Dataset, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         advance_epoch(self, self._sampler)

@@ -1,0 +1,152 @@
+"""Lazy Adam that updates only the embedding rows a batch touched (``torch.optim.SparseAdam``'s
+semantics, at the cost of the batch instead of the table).
+
+A row a batch did not touch keeps its parameters and both moments; a touched row gets Adam's
+step with its gradient summed over the batch (duplicates coalesced), the moments decayed once,
+and the bias correction of the parameter's global step count (one per ``step()`` call), exactly
+as ``torch.optim.SparseAdam`` does (tested equal). Dense Adam instead decays every row's moments
+and moves every row each step, which costs the whole table per step (56 MB at 162k users x 59k
+items x 64 dimensions) and keeps moving rows the batch never saw.
+
+Written here rather than taken from torch because ``torch.optim.SparseAdam`` coalesces the
+gradient by sorting and applies three sparse additions per step (``sparse_mask`` and
+``index_add_`` inside); this one finds the touched rows with a boolean mask over the table's rows,
+sums duplicates with one ``scatter_add_`` into a (rows touched, d) buffer and gathers/writes the
+moments of those rows only (measured in docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from fusionrec.errors import ConfigError
+from fusionrec.training.row_sgd import add_rows
+
+__all__ = ["RowAdam", "coalesce_rows"]
+
+
+class _Scratch:
+    """Per-parameter buffers reused across steps (not optimiser state: never saved)."""
+
+    def __init__(self, n_rows: int, device: torch.device) -> None:
+        self.mask = torch.zeros(n_rows, dtype=torch.bool, device=device)
+        self.slot = torch.zeros(n_rows, dtype=torch.int64, device=device)
+
+
+def coalesce_rows(
+    rows: torch.Tensor, values: torch.Tensor, n_rows: int, scratch: _Scratch | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of ``rows`` (ascending) and, for each, the sum of its ``values`` rows."""
+    s = scratch or _Scratch(n_rows, rows.device)
+    s.mask[rows] = True
+    uniq = s.mask.nonzero().squeeze(1)
+    s.mask[uniq] = False  # leave the mask clear for the next step
+    s.slot[uniq] = torch.arange(len(uniq), device=rows.device)
+    summed = values.new_zeros((len(uniq), values.shape[1]))
+    return uniq, add_rows(summed, s.slot[rows], values)
+
+
+class RowAdam(torch.optim.Optimizer):
+    """Adam on row gradients, lazily: moments and parameters change only in the rows present in
+    the (sparse COO, one sparse dimension, duplicates allowed) gradient. A dense gradient counts
+    every row as touched (then the step is plain Adam without weight decay).
+
+    Args:
+        params: parameters or parameter groups (each group may set its own ``lr``).
+        lr: learning rate (> 0).
+        betas: the moments' decay rates, each in [0, 1).
+        eps: added to the square root of the second moment (> 0).
+    """
+
+    def __init__(
+        self, params: Iterable[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ) -> None:
+        if not lr > 0:
+            raise ConfigError(f"RowAdam lr must be > 0, got {lr}")
+        if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
+            raise ConfigError(f"RowAdam betas must be two values in [0, 1), got {betas}")
+        if not eps > 0:
+            raise ConfigError(f"RowAdam eps must be > 0, got {eps}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        self._scratch: dict[int, _Scratch] = {}
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> torch.Tensor | None:  # noqa: D102 - torch's contract
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                table = p.view(p.shape[0], -1)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                m_all = state["exp_avg"].view(table.shape)
+                v_all = state["exp_avg_sq"].view(table.shape)
+                if g.is_sparse:
+                    if g.sparse_dim() != 1 or g.dense_dim() != p.dim() - 1:
+                        raise ValueError(
+                            f"RowAdam takes row gradients (one sparse dimension), got sparse_dim {g.sparse_dim()}"
+                        )
+                    if g._nnz() == 0:
+                        continue
+                state["step"] += 1
+                step_size = group["lr"] * math.sqrt(1 - b2 ** state["step"]) / (1 - b1 ** state["step"])
+                if not g.is_sparse:  # every row touched: plain Adam
+                    _adam_rows(table, m_all, v_all, g.reshape(table.shape), b1, b2, group["eps"], step_size)
+                    continue
+                rows, values = g._indices()[0], g._values().reshape(g._nnz(), -1)
+                scratch = self._scratch.get(id(p))
+                if scratch is None or scratch.mask.shape[0] != p.shape[0]:
+                    scratch = self._scratch[id(p)] = _Scratch(p.shape[0], p.device)
+                if len(rows) >= p.shape[0]:
+                    # most rows touched (a batch as long as the table): whole-table passes, the
+                    # untouched rows' weights zero, cost less than gathering and writing back rows
+                    grad = add_rows(torch.zeros_like(table), rows, values)
+                    scratch.mask[rows] = True
+                    keep = scratch.mask.unsqueeze(1).to(table.dtype)
+                    scratch.mask.fill_(False)
+                    _adam_rows(table, m_all, v_all, grad, b1, b2, group["eps"], step_size, keep)
+                    continue
+                rows, grad = coalesce_rows(rows, values, p.shape[0], scratch)
+                m, v = m_all.index_select(0, rows), v_all.index_select(0, rows)
+                update = _adam_rows(None, m, v, grad, b1, b2, group["eps"], step_size)
+                m_all.index_copy_(0, rows, m)
+                v_all.index_copy_(0, rows, v)
+                add_rows(table, rows, update)
+        return loss
+
+
+def _adam_rows(
+    table: torch.Tensor | None,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    grad: torch.Tensor,
+    b1: float,
+    b2: float,
+    eps: float,
+    step_size: float,
+    keep: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Adam's moment updates in place on ``m``/``v`` (only where ``keep`` (rows, 1) is 1 when
+    given: weight 0 leaves a row exactly as it was) and the step; added to ``table`` when given.
+    Returns the step. ``old + (1 - b) (new - old)`` is the order SparseAdam computes in."""
+    w1 = 1 - b1 if keep is None else keep * (1 - b1)
+    w2 = 1 - b2 if keep is None else keep * (1 - b2)
+    m.lerp_(grad, w1)
+    v.lerp_(grad * grad, w2)
+    update = m.div(v.sqrt().add_(eps)).mul_(-step_size if keep is None else keep * -step_size)
+    if table is not None:
+        table.add_(update)
+    return update
