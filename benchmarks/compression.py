@@ -3,6 +3,12 @@
     python benchmarks/compression.py [--models bpr,lightgcn,neumf,two_tower,sasrec]
         [--methods int8,fp16,bf16,prune:0.5,prune-structured:0.25,onnx] [--epochs 20]
         [--users 200] [--out runs/compression]
+    python benchmarks/compression.py --models lm_mf,lm_sasrec,lm_lightgcn,joint,distill,ease,lm_ease \
+        --out runs/compression-more
+
+The text models encode the ml-100k titles with the bundled sentence encoder (cached on disk
+after the first run); the EASE family takes fp16 and bf16 only (its one dense B), so other
+methods are left out of its rows.
 
 Each model is trained briefly on ml-100k (RS 8:1:1, seed 2020) through the experiment runner
 and saved; each method compresses that folder (``fusionrec.compress.compress_folder``). Per
@@ -24,7 +30,17 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_EPOCHS = {"bpr": 30, "lightgcn": 20, "neumf": 10, "two_tower": 15, "sasrec": 10}
+DEFAULT_EPOCHS = {
+    "bpr": 30, "lightgcn": 20, "neumf": 10, "two_tower": 15, "sasrec": 10,
+    "lm_mf": 20, "lm_sasrec": 10, "lm_lightgcn": 10, "joint": 15, "distill": 20,
+}
+#: parameters beyond the defaults: ml-100k has no KG for joint; distill learns from EASE
+DEFAULT_PARAMS: dict[str, dict] = {
+    "joint": {"sources": ["user", "text"]},
+    "distill": {"teacher": {"name": "ease"}, "embedding_dim": 32},
+}
+#: models without a torch module: only these methods apply
+DENSE_METHODS = {"ease": ("fp16", "bf16"), "lm_ease": ("fp16", "bf16"), "kg_ease": ("fp16", "bf16")}
 
 
 def _rss_bytes() -> int:
@@ -71,16 +87,22 @@ def measure(folder: str, n_users: int) -> dict:
 
 
 def weight_bytes(folder: Path) -> int:
-    """Bytes of the model's weights alone: the module tensors of ``state.safetensors``
-    (``module.*`` uncompressed, ``c.*`` compressed) plus ``model.onnx`` when there is one."""
+    """Bytes of the model's weights alone: the module tensors of every ``state.safetensors``
+    in the folder (a distilled model's student included; ``module.*`` uncompressed, ``c.*``
+    compressed, EASE's ``B``) plus ``model.onnx`` when there is one."""
     import struct
 
-    folder = Path(folder)
-    with (folder / "state.safetensors").open("rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    total = sum(t["data_offsets"][1] - t["data_offsets"][0] for k, t in header.items() if k.startswith(("module.", "c.")))
-    onnx = folder / "model.onnx"
+    total = 0
+    for state in Path(folder).rglob("state.safetensors"):
+        with state.open("rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+        total += sum(
+            t["data_offsets"][1] - t["data_offsets"][0]
+            for k, t in header.items()
+            if k.startswith(("module.", "c.")) or k == "B"
+        )
+    onnx = Path(folder) / "model.onnx"
     return total + (onnx.stat().st_size if onnx.exists() else 0)
 
 
@@ -143,21 +165,24 @@ def main() -> None:
     prep = None
     for name in args.models.split(","):
         epochs = args.epochs or DEFAULT_EPOCHS.get(name, 10)
+        dense = name in DENSE_METHODS
         cfg = config_from_dict({
-            "data": data, "model": {"name": name}, "train": {"epochs": epochs, "patience": 5},
+            "data": data, "model": {"name": name, "params": DEFAULT_PARAMS.get(name, {})},
+            "train": {} if dense else {"epochs": epochs, "patience": 5},
             "eval": {"metrics": ["ndcg"], "ks": [10]}, "seed": 2020,
         })
         if prep is None:
             prep = prepare(cfg.data, cfg.seed)
         t0 = time.perf_counter()
         res = run(cfg, RunOptions(output_dir=out / name), prep)
-        print(f"{name}: trained {epochs} epochs max in {time.perf_counter() - t0:.0f}s, NDCG@10 {res.metrics['ndcg@10']:.4f}", flush=True)
+        print(f"{name}: trained {'(closed form)' if dense else f'{epochs} epochs max'} in {time.perf_counter() - t0:.0f}s, NDCG@10 {res.metrics['ndcg@10']:.4f}", flush=True)
         src = Path(res.model_dir)
         fp32 = load_model(src, device="cpu")
         test_users = np.unique(prep.split.test.user_idx)
         ref = fp32.score_indices(test_users)
         ref_top, _ = topk(mask_seen(ref.copy(), test_users, fp32.seen_), 10)
-        variants = [("fp32", src)] + [(m, out / name / f"compressed-{m.replace(':', '-')}") for m in args.methods.split(",")]
+        methods = [m for m in args.methods.split(",") if not dense or m in DENSE_METHODS[name]]
+        variants = [("fp32", src)] + [(m, out / name / f"compressed-{m.replace(':', '-')}") for m in methods]
         for method, folder in variants:
             row: dict = {"model": name, "method": method}
             try:

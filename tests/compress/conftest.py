@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fusionrec.testing.toy import save_two_group_dataset
@@ -71,3 +72,21 @@ def trained(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Ca
         return done[case]
 
     return get
+
+
+@pytest.fixture
+def compressed_pair(trained: Callable[[str], Path], tmp_path: Path) -> Callable[[str, str], tuple]:
+    """``compressed_pair(case, method)``: ``(source folder, fp32 model, its scores of every user,
+    the compressed model loaded back, its scores, the manifest)``, compressed into ``tmp_path/out``."""
+    from fusionrec.compress import compress_folder
+    from fusionrec.models.base import load_model
+
+    def make(case: str, method: str) -> tuple:
+        src = trained(case)
+        ref_model = load_model(src, device="cpu")
+        users = np.arange(ref_model.n_users)
+        manifest = compress_folder(src, method, tmp_path / "out")
+        model = load_model(tmp_path / "out", device="cpu")
+        return src, ref_model, ref_model.score_indices(users), model, model.score_indices(users), manifest
+
+    return make

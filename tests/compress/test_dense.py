@@ -40,18 +40,13 @@ def test_history_rows_known_answer() -> None:
 
 @pytest.mark.parametrize("name", ["ease", "lm_ease"])
 @pytest.mark.parametrize("method", ["fp16", "bf16"])
-def test_half_b_scores_close_to_fp32(trained: Callable[[str], Path], tmp_path: Path, name: str, method: str) -> None:
+def test_half_b_scores_close_to_fp32(compressed_pair: Callable[[str, str], tuple], tmp_path: Path, name: str, method: str) -> None:
     from safetensors import safe_open
 
-    src = trained(name)
-    ref_model = load_model(src, device="cpu")
+    _, ref_model, ref, model, got, manifest = compressed_pair(name, method)
     users = np.arange(ref_model.n_users)
-    ref = ref_model.score_indices(users)
-    manifest = compress_folder(src, method, tmp_path / "h")
-    model = load_model(tmp_path / "h", device="cpu")
     assert isinstance(model, CompressedModel) and model.config.base == name
     assert model.B_.dtype == (torch.float16 if method == "fp16" else torch.bfloat16)  # held in half precision
-    got = model.score_indices(users)
     assert got.dtype == np.float32 and got.shape == ref.shape
     rel, min_overlap = CLOSE[method]
     err = float(np.abs(got - ref).max())
@@ -63,7 +58,7 @@ def test_half_b_scores_close_to_fp32(trained: Callable[[str], Path], tmp_path: P
     hist = [np.array([0, 2, 4]), np.array([20])]
     np.testing.assert_allclose(model.score_histories(hist), ref_model.score_histories(hist), atol=rel * float(np.abs(ref).max()))
     np.testing.assert_allclose(model.item_vectors(), ref_model.item_vectors(), atol=rel * float(np.abs(ref).max()))
-    with safe_open(str(tmp_path / "h" / "state.safetensors"), "pt") as f:
+    with safe_open(str(tmp_path / "out" / "state.safetensors"), "pt") as f:
         dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
     assert dtypes[f"c.B.{method}"] == ("F16" if method == "fp16" else "I16") and "c.B" not in dtypes
     n = ref_model.n_items

@@ -40,17 +40,11 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", MODELS + MORE)
 @pytest.mark.parametrize("method", ["fp16", "bf16", "int8"])
-def test_reduced_precision_scores_close_to_fp32(trained: Callable[[str], Path], tmp_path: Path, name: str, method: str) -> None:
-    src = trained(name)
-    ref_model = load_model(src, device="cpu")
-    users = np.arange(ref_model.n_users)
-    ref = ref_model.score_indices(users)
-    manifest = compress_folder(src, method, tmp_path / "out")
-    model = load_model(tmp_path / "out", device="cpu")
+def test_reduced_precision_scores_close_to_fp32(compressed_pair: Callable[[str, str], tuple], tmp_path: Path, name: str, method: str) -> None:
+    src, ref_model, ref, model, got, manifest = compressed_pair(name, method)
     source_model = "distill" if name == "distill_student" else name
     base = "two_tower" if name == "distill_student" else name  # a distilled student compresses alone
     assert isinstance(model, CompressedModel) and model.config.base == base
-    got = model.score_indices(users)
     assert got.shape == ref.shape and got.dtype == np.float32
     rel, min_overlap = CLOSE[method]
     err = float(np.abs(got - ref).max())
@@ -147,7 +141,8 @@ def test_compressed_folder_serves_evaluates_and_recommends_through_the_cli(train
     assert "exists and is not empty" in capsys.readouterr().err
 
 
-def test_compressed_folder_is_served_unchanged(trained: Callable[[str], Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "method"), [("sasrec", "fp16"), ("lm_sasrec", "int8")])
+def test_compressed_folder_is_served_unchanged(trained: Callable[[str], Path], tmp_path: Path, name: str, method: str) -> None:
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
@@ -155,8 +150,8 @@ def test_compressed_folder_is_served_unchanged(trained: Callable[[str], Path], t
     from fusionrec.serving.auth import KeyStore
     from fusionrec.serving.settings import ServeSettings
 
-    out = tmp_path / "sas-fp16"
-    compress_folder(trained("sasrec"), "fp16", out)
+    out = tmp_path / f"{name}-{method}"
+    compress_folder(trained(name), method, out)
     settings = ServeSettings(model_dir=out, events_url=f"sqlite:///{tmp_path / 's.db'}", gc_freeze=False)
     key, _ = KeyStore(settings.events_url).create("reader")
     direct = load_model(out, device="cpu").recommend(["u3"], k=5)

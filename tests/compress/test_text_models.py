@@ -1,7 +1,7 @@
 """What is particular to the text models, joint and distill under compression: the cached item
 text vectors are stored like a table (int8 / half) and kept exact under pruning, a distilled
 model's student is what is compressed, and a model with a load step compression does not know
-is refused."""
+is refused. (Serving a compressed lm_sasrec: tests/compress/test_folders.py.)"""
 
 from __future__ import annotations
 
@@ -51,26 +51,6 @@ def test_a_distilled_student_is_compressed_on_its_own(trained: Callable[[str], P
     assert not (tmp_path / "s" / "student").exists()  # the folder is the compressed student alone
     ref, got = load_model(src), load_model(tmp_path / "s")
     assert got.recommend(["u1"], k=5)["item_id"].tolist() == ref.recommend(["u1"], k=5)["item_id"].tolist()
-
-
-def test_compressed_text_model_recommends_and_serves(trained: Callable[[str], Path], tmp_path: Path) -> None:
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    from fusionrec.serving import create_app
-    from fusionrec.serving.auth import KeyStore
-    from fusionrec.serving.settings import ServeSettings
-
-    out = tmp_path / "lm-sas-int8"
-    compress_folder(trained("lm_sasrec"), "int8", out)
-    settings = ServeSettings(model_dir=out, events_url=f"sqlite:///{tmp_path / 's.db'}", gc_freeze=False)
-    key, _ = KeyStore(settings.events_url).create("reader")
-    direct = load_model(out, device="cpu").recommend(["u4"], k=5)
-    with TestClient(create_app(settings)) as c:
-        c.headers["Authorization"] = f"Bearer {key}"
-        r = c.post("/v1/recommend", json={"user_id": "u4", "k": 5})
-        assert r.status_code == 200, r.text
-        assert [x["item_id"] for x in r.json()["items"]] == direct["item_id"].tolist()
 
 
 class _OwnRestore(BPR):
