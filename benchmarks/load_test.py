@@ -37,13 +37,11 @@ the answer cache is off by default so every request is scored (--cache to turn i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,31 +49,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _script_setup import int_list, script_parser
+
+# fusionrec.testing.servers is imported where it is used: importing it loads torch, and
+# ``--help`` (here and in soak.py, which imports this module) should not wait for that.
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1 (soak.py's server)."""
+    from fusionrec.testing.servers import free_port
+
+    return free_port()
 
 
-def wait_ready(url: str, server: subprocess.Popen, limit_s: float = 300.0) -> float:
-    """Poll ``url``/readyz until the server answers 200; returns the start time (perf_counter).
-    Exits when the server process dies or is not ready within ``limit_s``."""
-    import httpx
+def wait_ready(url: str, server: subprocess.Popen, limit_s: float = 300.0) -> None:
+    """Until ``url``/readyz answers 200 (the servers of soak.py and bandits_benchmark.py);
+    ``ServerStartError`` when the server dies or is not ready within ``limit_s``."""
+    from fusionrec.testing.servers import wait_ready as wait
 
-    t0 = time.perf_counter()
-    while True:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return t0
-        except httpx.HTTPError:
-            pass
-        if time.perf_counter() - t0 > limit_s:
-            raise SystemExit(f"server not ready after {limit_s:g} s")
-        time.sleep(0.25)
+    wait(url, server, limit_s=limit_s)
 
 
 def _mem(pid: int) -> tuple[float, float]:
@@ -96,17 +88,6 @@ def _smaps(pid: int) -> dict[str, float]:
         if key in ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty"):
             out[key.lower()] = int(rest.split()[0]) / 1024
     return out
-
-
-def worker_pids(server_pid: int, workers: int) -> list[int]:
-    """The processes that answer requests: the server itself with one worker, else uvicorn's
-    spawned children (not multiprocessing's resource tracker)."""
-    if workers == 1:
-        return [server_pid]
-    kids = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    return [
-        int(k) for k in kids if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()
-    ]
 
 
 def _cpu_s(pid: int) -> float:
@@ -340,52 +321,33 @@ def run_scenario(
     """Serve ``model_dir`` with ``workers`` processes, run every concurrency level and client;
     returns the rows and each worker's memory (also printed)."""
     from fusionrec.serving.auth import KeyStore
+    from fusionrec.testing.servers import start_server
 
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
     db = f"sqlite:///{workdir / f'{slug}.db'}"
     ks = KeyStore(db)
     key, _ = ks.create("load-test")
     ks.engine.dispose()
-    port = _free_port()
     env = dict(
         os.environ,
         FUSIONREC_CACHE_SIZE=str(10_000 if args.cache else 0),
         FUSIONREC_ANN_NPROBE=str(args.nprobe if nprobe is None else nprobe),
         FUSIONREC_ANN_CANDIDATES=str(args.candidates),
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "fusionrec.cli.main",
-        "serve",
-        "--model-dir",
-        str(model_dir),
-        "--port",
-        str(port),
-        "--events",
-        db,
-        "--log-level",
-        "info",  # uvicorn's startup lines only (the access log is off)
-        "--workers",
-        str(workers),
-        *serve_args,
-    ]
     if args.pin:
-        cmd = ["taskset", "-c", "0", *cmd]
         os.sched_setaffinity(0, {1})  # the python client
     log = workdir / f"server-{slug}-{workers}.log"
-    with log.open("wb") as f:
-        server = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     label = f"{name}, {workers} worker{'s' if workers > 1 else ''}"
     result: dict = {"scenario": name, "workers": workers, "rows": [], "memory": []}
-    try:
-        t0 = wait_ready(url, server)
-        wait_workers(log, server, workers)
-        pids = worker_pids(server.pid, workers)
+    with start_server(
+        model_dir, events=db, log=log, workers=workers, serve_args=serve_args, env=env,
+        prefix=("taskset", "-c", "0") if args.pin else (),
+    ) as server:  # fmt: skip
+        url = server.url
+        pids = server.serving_pids()
         rss = sum(_mem(p)[0] for p in pids)
         print(
-            f"\n[{label}] server ready in {time.perf_counter() - t0:.1f}s, RSS {rss:.0f} MiB "
+            f"\n[{label}] server ready in {time.perf_counter() - server.started_at:.1f}s, RSS {rss:.0f} MiB "
             f"(sum over {len(pids)} worker{'s' if len(pids) > 1 else ''})"
         )
         print(
@@ -434,34 +396,7 @@ def run_scenario(
             )
         total = sum(m["pss"] for m in result["memory"])
         print(f"  sum of PSS over the workers: {total:.0f} MiB")
-    finally:
-        _stop(server)
     return result
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (uvicorn's parent and its workers), then SIGKILL."""
-    import signal
-
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
-
-
-def wait_workers(log: Path, server: subprocess.Popen, workers: int, limit_s: float = 300.0) -> None:
-    """Until uvicorn logged "Application startup complete" once per worker (each has loaded the
-    model): ``/readyz`` answers as soon as one of them has."""
-    t0 = time.perf_counter()
-    while log.read_text(errors="replace").count("Application startup complete") < workers:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}")
-        if time.perf_counter() - t0 > limit_s:
-            raise SystemExit(f"not every worker started within {limit_s:g} s (see {log})")
-        time.sleep(0.25)
 
 
 def write_results(results: list[dict], out: Path, notes: list[str]) -> None:
@@ -491,15 +426,13 @@ def write_results(results: list[dict], out: Path, notes: list[str]) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = script_parser(__doc__)
     p.add_argument(
         "--scenario", choices=["ease", "bpr", "synthetic", "both", "scale"], default="both"
     )
     p.add_argument(
         "--workers",
-        type=lambda s: [int(x) for x in s.split(",")],
+        type=int_list,
         default=[1],
         help="uvicorn worker counts to serve each scenario with, e.g. 1,2",
     )
@@ -513,7 +446,7 @@ def main() -> None:
         help="saved model for the ease scenario (default: fit EASE on ml-100k)",
     )
     p.add_argument(
-        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64]
+        "--concurrency", type=int_list, default=[1, 8, 64]
     )
     p.add_argument(
         "--duration", type=float, default=8.0, help="seconds per concurrency level (upper bound)"
@@ -570,9 +503,14 @@ def main() -> None:
                 workdir, args.n_items, args.dim, args.n_users, args.nprobe, args.candidates
             )
             runs.append((f"static_embedding {args.n_items} items ANN", d, users, (), None))
-        for name, d, users, serve_args, nprobe in runs:
-            for w in args.workers:
-                results.append(run_scenario(name, d, users, args, workdir, w, serve_args, nprobe))
+        from fusionrec.testing.servers import ServerStartError
+
+        try:
+            for name, d, users, serve_args, nprobe in runs:
+                for w in args.workers:
+                    results.append(run_scenario(name, d, users, args, workdir, w, serve_args, nprobe))
+        except ServerStartError as e:  # the message and the log's tail, without a traceback
+            raise SystemExit(str(e)) from None
     load1 = os.getloadavg()
     print(f"load after: {load1}")
     if args.out is not None:

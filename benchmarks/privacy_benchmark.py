@@ -11,15 +11,16 @@ towers: NDCG@10, rounds and bytes exchanged.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 from pathlib import Path
 
+from _script_setup import add_seed_and_out, ml100k_rs_split, script_parser, write_json
+
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("--part", choices=["dp", "fed"], required=True)
     ap.add_argument("--epsilons", default="1,3,8,inf")
     ap.add_argument("--epochs", type=int, default=20)
@@ -33,17 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tt-clients", type=int, default=50)
     ap.add_argument("--tt-lr", type=float, default=0.01)
     ap.add_argument("--tt-local-epochs", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=2020)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/privacy"))
+    add_seed_and_out(ap, Path("benchmarks/results/privacy"))
     args = ap.parse_args(argv)
 
-    from fusionrec.data import load_dataset
-    from fusionrec.data.splits import split
     from fusionrec.evaluation import Evaluator
     from fusionrec.models.classic.bpr import BPR
 
-    ds = load_dataset("ml-100k")
-    sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=args.seed)
+    sp = ml100k_rs_split(args.seed)
     ev = Evaluator(["ndcg"], ks=(10,))
 
     def ndcg(m) -> float:
@@ -92,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| setting | rounds | bytes exchanged | NDCG@10 | seconds |\n|---|---:|---:|---:|---:|")
         for r in rows:
             print(f"| {r['setting']} | {r['rounds'] or '—'} | {r['bytes'] / 1e9:.2f} GB | {r['ndcg@10']:.4f} | {r['seconds']:.0f} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.part}.json").write_text(json.dumps(rows, indent=1, default=str))
+    write_json(args.out, f"{args.part}.json", rows)
     return 0
 
 

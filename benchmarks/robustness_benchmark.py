@@ -12,12 +12,12 @@ Defences: the fake-profile detector (flagged users removed, then refit) and APR 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+from _script_setup import add_seed_and_out, ml100k_rs_split, script_parser, write_json
 
 
 def _fmt(v: float | None) -> str:
@@ -25,7 +25,7 @@ def _fmt(v: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("--models", default="bpr,ease,itemknn")
     ap.add_argument("--bpr-epochs", type=int, default=40)
     ap.add_argument("--profiles", type=int, default=50)
@@ -34,17 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adv-eps", type=float, default=0.05)
     ap.add_argument("--threshold", type=float, default=8.0)
     ap.add_argument("--kinds", default="random,average,bandwagon")
-    ap.add_argument("--seed", type=int, default=2020)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/robustness"))
+    add_seed_and_out(ap, Path("benchmarks/results/robustness"))
     args = ap.parse_args(argv)
 
-    from fusionrec.data import load_dataset
-    from fusionrec.data.splits import split
     from fusionrec.robustness.poisoning import pick_targets
     from fusionrec.robustness.study import default_attack, run_attack
 
-    ds = load_dataset("ml-100k")
-    sp = split(ds, "rs", (0.8, 0.1, 0.1), seed=args.seed)
+    sp = ml100k_rs_split(args.seed)
     targets = pick_targets(sp.train, args.targets, np.random.default_rng(args.seed), quantile=(0.5, 0.8))
     kw = {"seed": args.seed, "apr_eps": args.adv_eps, "detector_threshold": args.threshold}
     rows = []
@@ -59,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             r = run_attack(name, params, sp.train, sp.test, (sp.train, sp.valid), targets, att, d, **kw)  # type: ignore[arg-type]
             rows.append(r.as_dict())
             print(json.dumps(rows[-1]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "attacks.json").write_text(json.dumps({"targets": list(targets), "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+    write_json(args.out, "attacks.json", {"targets": list(targets), "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
     print("| model | attack | defence | NDCG@10 | target HR@10 | target HR@50 | detector P / R | users removed |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,15 @@ from fusionrec.serving.service import Service
 from fusionrec.serving.settings import ServeSettings
 from fusionrec.serving.shared_arrays import map_model_arrays, read_safetensors_mapped
 from fusionrec.serving.worker_sync import ChangeCounter
+from fusionrec.testing.servers import (
+    STARTUP_LINE,
+    ServerProcess,
+    ServerStartError,
+    free_port,
+    serve_command,
+    start_server,
+    wait_ready,
+)
 
 httpx = pytest.importorskip("httpx")
 
@@ -38,62 +46,11 @@ def bpr_dir(tmp_path_factory) -> Path:
     return d
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _workers(pid: int) -> list[int]:
-    """The worker processes of a uvicorn parent (its spawned children, not the resource tracker)."""
-    try:
-        kids = [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-    out = []
-    for k in kids:
-        try:
-            if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes():
-                out.append(k)
-        except OSError:
-            pass
-    return out
-
-
-def _start(model_dir: Path, db: str, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "fusionrec.cli.main", "serve", "--model-dir", str(model_dir),
-        "--host", "127.0.0.1", "--port", str(port), "--events", db, "--workers", str(workers),
-        "--ann", "--ann-kind", "hnsw", "--log-level", "info",
-    ]  # fmt: skip
+def _env() -> dict[str, str]:
+    """This process's environment without FUSIONREC_ settings, plus the test server's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSIONREC_")}
     env.update(FUSIONREC_ANN_NPROBE="512", FUSIONREC_CACHE_SIZE="0", HF_HUB_OFFLINE="1")
-    with log.open("wb") as f:  # uvicorn's lines: one "startup complete" per worker
-        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(proc: subprocess.Popen, log: Path, workers: int, limit_s: float = 240.0) -> None:
-    """Until every worker has finished its startup (the model loaded), bounded in time."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit_s:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        if log.read_text().count("Application startup complete") >= workers:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"server not ready after {limit_s:g} s:\n{log.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    return env
 
 
 def _answers(url: str, key: str, users: list[str], items: list[str]) -> list:
@@ -120,15 +77,15 @@ def test_two_workers_answer_as_one(bpr_dir: Path, tmp_path: Path) -> None:
     for workers in (1, 2):
         db = f"sqlite:///{tmp_path / f'w{workers}.db'}"
         key, _ = KeyStore(db).create("test")
-        log = tmp_path / f"w{workers}.log"
-        proc, url = _start(bpr_dir, db, workers, log)
-        try:
-            _wait_ready(proc, log, workers)
-            assert len(_workers(proc.pid)) == (workers if workers > 1 else 0)
-            assert httpx.get(url + "/readyz", timeout=10).status_code == 200
-            got[workers] = _answers(url, key, users, items)
-        finally:
-            _stop(proc)
+        log = tmp_path / f"w{workers}.log"  # uvicorn's lines: one "startup complete" per worker
+        ann = ("--ann", "--ann-kind", "hnsw")
+        with start_server(
+            bpr_dir, events=db, log=log, workers=workers, serve_args=ann, env=_env(), limit_s=240
+        ) as srv:
+            assert len(srv.spawned_workers()) == (workers if workers > 1 else 0)
+            assert len(srv.serving_pids()) == workers
+            assert httpx.get(srv.url + "/readyz", timeout=10).status_code == 200
+            got[workers] = _answers(srv.url, key, users, items)
     assert got[1] == got[2]
     assert {a[2] for a in got[1][: len(users) - 1]} == {"ann"}  # known users: the ANN path
 
@@ -197,3 +154,77 @@ def test_change_counter_counts_across_handles(tmp_path: Path) -> None:
     finally:
         x.close()
         y.close()
+
+
+def test_serve_command_is_the_cli_on_localhost(tmp_path: Path) -> None:
+    cmd = serve_command(tmp_path / "m", port=8123, events="sqlite:///e.db", workers=2, serve_args=("--ann",))
+    assert cmd[:3] == [sys.executable, "-m", "fusionrec.cli.main"]
+    assert cmd[3:] == [
+        "serve", "--model-dir", str(tmp_path / "m"), "--host", "127.0.0.1", "--port", "8123",
+        "--events", "sqlite:///e.db", "--workers", "2", "--log-level", "info", "--ann",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        serve_command(tmp_path, port=1, events="sqlite://", workers=0)
+
+
+def test_start_server_refuses_a_missing_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(ServerStartError, match="model folder .*nope does not exist"):
+        start_server(tmp_path / "nope", events="sqlite://", log=tmp_path / "log")
+
+
+def test_a_server_that_fails_to_start_is_reaped(tmp_path: Path) -> None:
+    """An empty model folder: ``fusionrec serve`` exits, start_server says so with the log."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ServerStartError, match=r"server exited with [1-9]\d* \(log .*serve.log\):\n") as e:
+        start_server(tmp_path / "empty", events="sqlite://", log=tmp_path / "serve.log", env=_env(), limit_s=240)
+    assert "config.json" in str(e.value)  # the CLI's own message, from the log's tail
+
+
+def _fake(tmp_path: Path, script: str, workers: int = 1) -> ServerProcess:
+    """A stand-in 'server' (a shell script in its own session) on a port nobody listens on."""
+    log = tmp_path / "fake.log"
+    with log.open("wb") as f:
+        proc = subprocess.Popen(["sh", "-c", script], stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    return ServerProcess(proc, f"http://127.0.0.1:{free_port()}", log, workers, time.perf_counter())
+
+
+def test_wait_reports_an_exit_with_the_log_tail(tmp_path: Path) -> None:
+    srv = _fake(tmp_path, "echo boom: no model; exit 3")
+    srv.process.wait(10)
+    with pytest.raises(ServerStartError, match=r"server exited with 3 \(log .*fake.log\):\nboom: no model"):
+        srv.wait_until_serving(limit_s=5)
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_wait_gives_up_after_the_limit_and_stop_ends_the_group(tmp_path: Path) -> None:
+    # logs one worker's startup of two and never answers /readyz; a child shares its group
+    srv = _fake(tmp_path, f"echo '{STARTUP_LINE}'; sleep 60 & echo $! > {tmp_path / 'child'}; sleep 60", workers=2)
+    t0 = time.perf_counter()
+    with pytest.raises(ServerStartError, match=r"server not ready after 0.5 s \(1 of 2 workers started\)"):
+        srv.wait_until_serving(limit_s=0.5, poll_s=0.05)
+    assert time.perf_counter() - t0 < 5
+    child = int((tmp_path / "child").read_text())
+    srv.stop(grace_s=5)
+    assert srv.process.returncode == -signal.SIGTERM
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, "the child in the server's group outlived stop()"
+        time.sleep(0.05)
+    srv.stop()  # a second stop is a no-op
+
+
+def test_wait_ready_without_a_log_needs_only_readyz(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        with pytest.raises(ServerStartError, match=r"^server not ready after 0.2 s$"):
+            wait_ready(f"http://127.0.0.1:{free_port()}", proc, limit_s=0.2, poll_s=0.05)
+    finally:
+        proc.kill()
+        proc.wait()
