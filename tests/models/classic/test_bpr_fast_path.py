@@ -111,3 +111,35 @@ def test_negatives_drawn_in_user_order_stay_with_their_interaction() -> None:
     assert sorted(zip(users.tolist(), pos.tolist(), strict=True)) == sorted(seen)
     assert not any((u, j) in seen for u, row in zip(users.tolist(), neg.tolist(), strict=True) for j in row)
     assert not np.all(np.diff(users) >= 0)  # shuffled, not in user order
+
+
+def test_adam_takes_the_lazy_row_path_equal_to_sparse_adam() -> None:
+    from fusionrec.training.row_adam import RowAdam
+
+    torch.manual_seed(2)
+    ours, ref = BPRModule(9, 30, 5, 0.01, sparse=True), BPRModule(9, 30, 5, 0.01, sparse=True)
+    ref.load_state_dict(ours.state_dict())
+    opt = ours.make_optimizer(type("C", (), {"lr": 0.05, "optimizer": "adam"})(), list(ours.parameters()))
+    assert isinstance(opt, RowAdam)
+    # eps tiny on both: RowAdam adds eps after the bias correction (torch.optim.Adam's place),
+    # SparseAdam before it, which shows at gradients this small (1e-4) in the first steps
+    opt = RowAdam(list(ours.parameters()), lr=0.05, eps=1e-14)
+    opt_ref = torch.optim.SparseAdam(list(ref.parameters()), lr=0.05, eps=1e-14)
+    untouched = ours.item.weight.detach()[25:].clone()
+    for step in range(3):
+        batch = _batch(9, 25, 16, 1, seed=step)  # items 25..29 never appear
+        for m, o in ((ours, opt), (ref, opt_ref)):
+            o.zero_grad()
+            sum(m.loss(batch).values()).backward()
+            o.step()
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert torch.equal(ours.item.weight.detach()[25:], untouched)  # lazy: rows outside every batch stay
+
+
+def test_fit_with_adam_is_row_sparse_unless_weight_decay() -> None:
+    ds = make_power_law(3000, seed=3, n_users=80, n_items=100)
+    params = {"epochs": 2, "embedding_dim": 8, "batch_size": 256}
+    assert BPR(**params).fit(ds, seed=5).module_.sparse
+    assert not BPR(**params, weight_decay=0.01).fit(ds, seed=5).module_.sparse
+    assert not BPR(**params, sparse_rows=False).fit(ds, seed=5).module_.sparse

@@ -147,28 +147,31 @@ class _BPRRows(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, k = n_idx.shape
         u = users_w.index_select(0, u_idx)  # (B, d)
-        p = items_w.index_select(0, p_idx)  # (B, d)
-        n = items_w.index_select(0, n_idx.reshape(-1)).view(b, k, -1)  # (B, K, d)
+        # positives' and negatives' rows in one gather (their indices reused for the gradient)
+        pn_idx = torch.cat([p_idx, n_idx.reshape(-1)])
+        pn = items_w.index_select(0, pn_idx)  # (B + B K, d)
+        p, n = pn[:b], pn[b:].view(b, k, -1)
         # elementwise products, not bmm (bmm of d x 1 matrices is several times slower on CPU);
         # one negative (the default): x = <u, p - n>, p - n kept for the gradient of u
         diff = p - n[:, 0] if k == 1 else None
         x = (u * diff).sum(-1, keepdim=True) if diff is not None else (u * p).sum(-1, keepdim=True) - (n * u.unsqueeze(1)).sum(-1)
         bpr = -F.logsigmoid(x).mean()
         if reg > 0:
-            sq = [torch.dot(t.reshape(-1), t.reshape(-1)) for t in (u, p, n)]
-            l2 = (sq[0] + sq[1] + sq[2]) * (reg / b)
+            flat_u, flat_pn = u.reshape(-1), pn.reshape(-1)
+            l2 = (torch.dot(flat_u, flat_u) + torch.dot(flat_pn, flat_pn)) * (reg / b)
         else:
             l2 = x.new_zeros(())
-        ctx.save_for_backward(u, p, n, x, u_idx, p_idx, n_idx, diff)
+        ctx.save_for_backward(u, pn, x, u_idx, pn_idx, diff)
         ctx.reg, ctx.sparse, ctx.shapes = reg, sparse, (users_w.shape, items_w.shape)
         return bpr, l2
 
     @staticmethod
     def backward(ctx: Any, g_bpr: torch.Tensor, g_reg: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         # few passes over (B, d) arrays: fused multiply-adds, the item rows written in place
-        u, p, n, x, u_idx, p_idx, n_idx, diff = ctx.saved_tensors
+        u, pn, x, u_idx, pn_idx, diff = ctx.saved_tensors
         b, k = x.shape
         d = u.shape[1]
+        p, n = pn[:b], pn[b:].view(b, k, d)
         w = torch.sigmoid(-x).mul_(-g_bpr / (b * k))  # d loss / d x, (B, K)
         c = g_reg * (2 * ctx.reg / b) if ctx.reg > 0 else None  # d reg / d row = c * row
         g_item_rows = u.new_empty((b * (1 + k), d))  # positives' rows, then the negatives'
@@ -193,7 +196,7 @@ class _BPRRows(torch.autograd.Function):
                 gn.add_(c * n)
             g_item_rows[b:] = gn.reshape(-1, d)
         g_users = row_grad(ctx.shapes[0], u_idx, gu, ctx.sparse)
-        g_items = row_grad(ctx.shapes[1], torch.cat([p_idx, n_idx.reshape(-1)]), g_item_rows, ctx.sparse)
+        g_items = row_grad(ctx.shapes[1], pn_idx, g_item_rows, ctx.sparse)
         return g_users, g_items, None, None, None, None, None
 
 
