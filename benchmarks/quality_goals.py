@@ -18,7 +18,10 @@ Two protocols, labelled in every row:
 
 ``--cold`` (default on) adds the cold-item protocol at the first seed: kg_ease against EASE
 (which cannot score an item nobody interacted with) to show that kg_ease uses the KG there.
-``--write FILE`` replaces the text between ``<!-- quality_goals:begin -->`` and
+``--ltr`` runs only the two-stage re-ranker section instead (``ltr_rerank`` at every seed next to
+EASE and lm_ease, and its feature-group ablation: without the time features, without the KG
+features, without the text features), written between ``<!-- quality_goals_ltr:begin -->`` and
+``<!-- quality_goals_ltr:end -->``. ``--write FILE`` replaces the text between ``<!-- quality_goals:begin -->`` and
 ``<!-- quality_goals:end -->`` in FILE with the printed table. Not a test: it never fails on
 speed; the machine this ran on is shared, so fit seconds are rough.
 """
@@ -45,6 +48,14 @@ from fusionrec.models.registry import get_model
 
 EASE_GRID = (100.0, 200.0, 250.0, 300.0, 400.0, 500.0, 700.0, 1000.0)
 BEGIN, END = "<!-- quality_goals:begin -->", "<!-- quality_goals:end -->"
+LTR_BEGIN, LTR_END = "<!-- quality_goals_ltr:begin -->", "<!-- quality_goals_ltr:end -->"
+#: ltr_rerank's feature-group ablation: label -> groups left out of every group (FEATURE_GROUPS)
+LTR_ABLATION = {
+    "ltr_rerank (all feature groups)": (),
+    "ltr_rerank without time features (time, session)": ("time", "session"),
+    "ltr_rerank without KG features": ("kg",),
+    "ltr_rerank without text features": ("text",),
+}
 EV = Evaluator(ks=(10,), metrics=("ndcg",))
 
 
@@ -197,13 +208,52 @@ def table(per_seed: dict[int, list[Row]], refit: bool) -> list[str]:
     return lines
 
 
-def write(path: Path, lines: list[str]) -> None:
+def write(path: Path, lines: list[str], begin: str = BEGIN, end: str = END) -> None:
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} block to replace")
-    a, rest = text.split(BEGIN, 1)
-    _, b = rest.split(END, 1)
-    path.write_text(a + BEGIN + "\n" + "\n".join(lines) + "\n" + END + b)
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} has no {begin} ... {end} block to replace")
+    a, rest = text.split(begin, 1)
+    _, b = rest.split(end, 1)
+    path.write_text(a + begin + "\n" + "\n".join(lines) + "\n" + end + b)
+
+
+def ltr_section(ds: Dataset, seeds: list[int]) -> list[str]:
+    """ltr_rerank at every seed (train protocol) beside EASE and lm_ease, and its ablation."""
+    from fusionrec.models.composite.ltr_features import FEATURE_GROUPS
+
+    res: dict[str, dict[int, tuple[float, float, str]]] = {}
+
+    def put(label: str, seed: int, m: Recommender, sp: Any, chosen: str, s: float) -> None:
+        v, t = EV.evaluate_split(m, sp, "valid")["ndcg@10"], EV.evaluate_split(m, sp)["ndcg@10"]
+        res.setdefault(label, {})[seed] = (v, t, chosen)
+        print(json.dumps({"section": "ltr", "seed": seed, "model": label, "chosen": chosen,
+                          "valid": round(v, 4), "test": round(t, 4), "fit_s": round(s, 1)}), flush=True)
+
+    # seed order: the full model first at every seed, then the ablation rows
+    splits = {s: prepare(DataConfig(name=ds.name, protocol="rs"), s, ds).split for s in seeds}
+    for seed, sp in splits.items():
+        m, s = _fit("ease", {}, sp.train, sp.valid, seed)
+        put("EASE (λ=250, RecBole's setting)", seed, m, sp, "-", s)
+        m, s = _fit("lm_ease", {}, sp.train, sp.valid, seed)
+        put("lm_ease (text)", seed, m, sp, f"cold_weight={m.cold_weight_:g}", s)
+    for label, drop in LTR_ABLATION.items():
+        groups = [g for g in FEATURE_GROUPS if g not in drop]
+        for seed, sp in splits.items():
+            m, s = _fit("ltr_rerank", {"features": groups}, sp.train, sp.valid, seed)
+            put(label, seed, m, sp, f"{m.rounds_} trees", s)
+    head = ["model", f"chosen on valid (seed {seeds[0]})", f"valid (seed {seeds[0]})"]
+    head += [f"test, seed {s}" for s in seeds] + ["test mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, by_seed in res.items():
+        tests = [by_seed[s][1] for s in seeds]
+        first = by_seed[seeds[0]]
+        lines.append("| " + " | ".join([label, first[2], f"{first[0]:.4f}", *(f"{t:.4f}" for t in tests),
+                                        f"{np.mean(tests):.4f}"]) + " |")
+    lines.append("")
+    lines.append("Trees chosen on valid (early stopping) at seeds " + ", ".join(map(str, seeds)) + ": "
+                 + "; ".join(f"{lb}: " + "/".join(by[s][2].split()[0] for s in seeds)
+                             for lb, by in res.items() if lb.startswith("ltr")))
+    return lines
 
 
 def main() -> None:
@@ -212,10 +262,20 @@ def main() -> None:
     ap.add_argument("--no-refit", action="store_true", help="leave out the train+valid refit protocol")
     ap.add_argument("--no-cold", action="store_true", help="leave out the cold-item section")
     ap.add_argument("--write", type=Path, default=None, help="markdown file whose marked block gets the table")
+    ap.add_argument("--ltr", action="store_true", help="run only the ltr_rerank section (and its ablation)")
     a = ap.parse_args()
     ds = load_dataset("ml-100k")
     seeds = [int(s) for s in a.seeds.split(",")]
     t0 = time.perf_counter()
+    if a.ltr:
+        lines = ["ml-100k, RS 8:1:1, full ranking, NDCG@10, `train` protocol (fitted on the training "
+                 "split; valid only for early stopping).", "", *ltr_section(ds, seeds), "",
+                 f"(`python benchmarks/quality_goals.py --ltr --seeds {a.seeds}`, "
+                 f"{time.perf_counter() - t0:.0f} s wall on a shared 2-core machine)"]
+        print("\n".join(lines))
+        if a.write is not None:
+            write(a.write, lines, LTR_BEGIN, LTR_END)
+        return
     per_seed = {s: run_seed(ds, s, not a.no_refit) for s in seeds}
     lines = ["ml-100k, RS 8:1:1, full ranking, NDCG@10; `train` = fitted on the training split, "
              "`refit` = refitted on train+valid at the validation-chosen settings.", ""]

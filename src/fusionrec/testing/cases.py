@@ -131,6 +131,10 @@ CONFORMANCE_CASES: tuple[ConformanceCase, ...] = (
     ConformanceCase("kgat", {**_KG, "hidden_dims": [8, 4]}),
     ConformanceCase("kg_ease", {"reg_weight": 5.0, "kg_weight": 0.3}),
     ConformanceCase(
+        "ltr_rerank",
+        {"candidates": 10, "folds": 1, "min_data_in_leaf": 5, "rounds": 5, "features": ["knn", "time"]},
+    ),
+    ConformanceCase(
         "joint", {**_KG, "batch_size": 32}, data="toy_text", overrides={"cold_item_signal": _TRAINED}
     ),
     ConformanceCase("mm_mf", {**_MF, "modalities": ["image"], "fusion": "gate"}),

@@ -21,14 +21,13 @@ columns loses the fine order at the top of EASE's list (measured: below EASE on 
 
 Scores: candidates get the ranker's score; every other item ranks below every candidate, in EASE's
 order, so the full ranking stays defined. The model is transductive: the (n_users, n_items) score
-matrix is computed at fit time and saved (with the ranker as lightgbm's text model file
-``ranker.txt``, for inspection; never loaded back as code). lightgbm is imported only in ``fit``:
+matrix is computed at fit time and saved; the fitted ranker stays on the instance as lightgbm's
+text model (``ranker_text_``) and its gain per feature (``importance_``). lightgbm is imported only in ``fit``:
 ``pip install 'fusionrec[rerank]'``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -298,9 +297,6 @@ class LTRRerank(Recommender):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.scores_ = np.asarray(state["scores"], dtype=np.float32)
 
-    def _save_files(self, folder: Path) -> None:
-        if getattr(self, "ranker_text_", None):
-            (folder / "ranker.txt").write_text(self.ranker_text_)
 
 
 def _full_scores(first: np.ndarray, cand: np.ndarray, ranked: np.ndarray) -> np.ndarray:
