@@ -32,15 +32,16 @@ How to run (repository root, fusionrec's virtualenv active)
     python benchmarks/throughput.py --data power-law:1000000 --precisions none --epochs 2 \
         --peers implicit-bpr,implicit-als             # 1M power-law table beside implicit
 
-    python benchmarks/throughput.py --models bpr,bpr-sgd --precisions none --epochs 3 \
-        --data power-law:1000000 --peers implicit-bpr --threads 1,2   # the fair BPR comparison
+    python benchmarks/throughput.py --models bpr,bpr-sgd,bpr-dense --precisions none --epochs 3 \
+        --data ml-100k,power-law:1000000 --peers implicit-bpr --threads 1,2   # the BPR comparison
 
     ``--data power-law:N`` trains on the whole generated table (no split); ``--peers`` fits
     implicit's CPU BPR and ALS (64 factors, ``--epochs`` iterations, the same threads) on the
     same interaction matrix as BPR. ``bpr-sgd`` is BPR with ``optimizer: sgd`` (row-sparse SGD,
     implicit's update; ``lr`` 200 for the batch-mean loss, about implicit's 0.05 per sample).
     ``--threads 1,2`` runs every model and peer at each thread count, in one run, and prints
-    the fusionrec/implicit ratio per CPU second.
+    how many times faster implicit is, per wall second and per CPU second. ``bpr-dense`` is the
+    default Adam with ``sparse_rows: false`` (the dense whole-table step, the earlier default).
 
     ``OMP_WAIT_POLICY`` is set to ``PASSIVE`` (unless already set) before torch and implicit
     load: on a machine shared with other jobs, OpenMP's default active wait spins while a peer
@@ -58,9 +59,10 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("bpr", "bpr-sgd", "lightgcn", "sasrec", "two_tower")
-#: benchmark variants: registry name and parameters over the model's defaults
-VARIANTS = {"bpr-sgd": ("bpr", {"optimizer": "sgd", "lr": 200.0})}
+MODELS = ("bpr", "bpr-sgd", "bpr-dense", "lightgcn", "sasrec", "two_tower")
+#: benchmark variants: registry name and parameters over the model's defaults (``bpr-dense``:
+#: the default Adam with the dense whole-table step instead of the lazy row step)
+VARIANTS = {"bpr-sgd": ("bpr", {"optimizer": "sgd", "lr": 200.0}), "bpr-dense": ("bpr", {"sparse_rows": False})}
 PRECISIONS = ("none", "bf16")
 UNITS = {"sasrec": "sequences"}
 
@@ -155,12 +157,18 @@ def measure_implicit(kind: str, train, epochs: int, threads: int, seed: int) -> 
 
 
 def format_peer_table(rows: list[dict]) -> str:
-    """Every run (fusionrec fp32 and peers) with its threads; the last column divides each
-    row's samples per CPU second by implicit BPR's at the same thread count."""
-    ref = {r["threads"]: r["samples_per_cpu_s"] for r in rows if r["model"] == "implicit BPR"}
-    lines = [["model", "threads", "samples/s", "/CPU s", "epoch s", "/CPU s vs implicit BPR"]]
+    """Every run (fusionrec fp32 and peers) with its threads; the last two columns divide
+    implicit BPR's samples per wall second and per CPU second at the same thread count by each
+    row's ("implicit x faster": 1.00 for implicit itself, 3.00 = three times faster than us)."""
+    ref = {r["threads"]: r for r in rows if r["model"] == "implicit BPR"}
+    head = ["model", "threads", "samples/s", "/CPU s", "epoch s", "implicit x faster (wall)", "(CPU s)"]
+    lines = [head]
     for r in rows:
         base = ref.get(r["threads"])
+
+        def times(key: str, r: dict = r, base: dict | None = base) -> str:
+            return f"{base[key] / r[key]:.2f}" if base and r[key] else "-"
+
         lines.append(
             [
                 r["model"],
@@ -168,10 +176,11 @@ def format_peer_table(rows: list[dict]) -> str:
                 f"{r['samples_per_s']:,.0f}",
                 f"{r['samples_per_cpu_s']:,.0f}",
                 f"{r['epoch_s']:.2f}",
-                f"{r['samples_per_cpu_s'] / base:.2f}" if base else "-",
+                times("samples_per_s"),
+                times("samples_per_cpu_s"),
             ]
         )
-    widths = [max(len(r[i]) for r in lines) for i in range(6)]
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     out = [
         "  ".join(
             c.ljust(w) if i < 2 else c.rjust(w)
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--data",
         default="ml-100k",
-        help="ml-100k (default) or power-law:N[:USERS:ITEMS] (fusionrec.data.synthetic.make_power_law)",
+        help="comma list of ml-100k (default) and power-law:N[:USERS:ITEMS] (fusionrec.data.synthetic.make_power_law), each run in turn",
     )
     p.add_argument(
         "--peers",
@@ -282,36 +291,44 @@ def main(argv: list[str] | None = None) -> int:
         f"[setup] load average before: {' '.join(f'{x:.2f}' for x in load_before)} on {os.cpu_count()} CPUs; {platform.processor() or platform.machine()}",
         flush=True,
     )
-    t_data = time.perf_counter()
-    data = _data(a.seed, a.data)
-    print(
-        f"[setup] data {a.data}: {data['rs'].n_users:,} users x {data['rs'].n_items:,} items, "
-        f"{data['rs'].n_interactions:,} interactions ({time.perf_counter() - t_data:.1f} s)",
-        flush=True,
-    )
     rows, peers = [], []
-    for threads in thread_counts:
-        for m in models:
-            for amp in precisions:
-                train = data["loo" if m == "sasrec" else "rs"]
-                rec = measure(m, amp, train, a.epochs, a.seed, a.device, threads)
-                print(
-                    f"[run] {m} amp={amp} threads={threads}: {rec['samples_per_s']:,.0f} {rec['unit']}/s, {rec['epoch_s']:.2f} s/epoch",
-                    flush=True,
-                )
-                rows.append(rec)
-        for peer in [x.strip() for x in a.peers.split(",") if x.strip()]:
-            rec = measure_implicit(peer.removeprefix("implicit-"), data["rs"], a.epochs, threads, a.seed)
-            print(f"[run] {rec['model']} threads={threads}: {rec['samples_per_s']:,.0f} interactions/s", flush=True)
-            peers.append(rec)
+    sources = [x.strip() for x in a.data.split(",") if x.strip()]
+    for source in sources:
+        t_data = time.perf_counter()
+        data = _data(a.seed, source)
+        print(
+            f"[setup] data {source}: {data['rs'].n_users:,} users x {data['rs'].n_items:,} items, "
+            f"{data['rs'].n_interactions:,} interactions ({time.perf_counter() - t_data:.1f} s)",
+            flush=True,
+        )
+        for threads in thread_counts:
+            for m in models:
+                for amp in precisions:
+                    train = data["loo" if m == "sasrec" else "rs"]
+                    rec = measure(m, amp, train, a.epochs, a.seed, a.device, threads) | {"data": source}
+                    print(
+                        f"[run] {source} {m} amp={amp} threads={threads}: {rec['samples_per_s']:,.0f} {rec['unit']}/s, {rec['epoch_s']:.2f} s/epoch",
+                        flush=True,
+                    )
+                    rows.append(rec)
+            for peer in [x.strip() for x in a.peers.split(",") if x.strip()]:
+                rec = measure_implicit(peer.removeprefix("implicit-"), data["rs"], a.epochs, threads, a.seed) | {"data": source}
+                print(f"[run] {source} {rec['model']} threads={threads}: {rec['samples_per_s']:,.0f} interactions/s", flush=True)
+                peers.append(rec)
     load_after = os.getloadavg()
-    for threads in thread_counts:
-        print(f"\n{threads} thread(s)")
-        print(format_table([r for r in rows if r["threads"] == threads]))
-    if peers:
-        print()
-        ours = [{**r, "model": f"fusionrec {r['model']}"} for r in rows if r["amp"] == "none" and r["model"].startswith("bpr")]
-        print(format_peer_table(sorted(ours + peers, key=lambda r: r["threads"])))
+    for source in sources:
+        for threads in thread_counts:
+            print(f"\n{source}, {threads} thread(s)")
+            print(format_table([r for r in rows if r["threads"] == threads and r["data"] == source]))
+        if peers:
+            print(f"\n{source} against implicit")
+            ours = [
+                {**r, "model": f"fusionrec {r['model']}"}
+                for r in rows
+                if r["amp"] == "none" and r["model"].startswith("bpr") and r["data"] == source
+            ]
+            theirs = [r for r in peers if r["data"] == source]
+            print(format_peer_table(sorted(ours + theirs, key=lambda r: r["threads"])))
     print(
         f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  after: {' '.join(f'{x:.2f}' for x in load_after)}  ({os.cpu_count()} CPUs, threads {thread_counts}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, device {rows[0]['device'] if rows else a.device})"
     )

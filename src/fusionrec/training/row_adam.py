@@ -15,7 +15,9 @@ Written here rather than taken from torch because ``torch.optim.SparseAdam`` coa
 gradient by sorting and applies three sparse additions per step (``sparse_mask`` and
 ``index_add_`` inside; 1.7-2.6x slower per step in the measurements of docs/scale.md); this
 one finds the touched rows with a boolean mask over the table's rows, sums duplicates with one
-``scatter_add_``, gathers the rows' weights and moments, runs one fused kernel and writes them back.
+``scatter_add_``, gathers the rows' weights and moments, runs one fused kernel and writes them
+back; when the batch is at least as long as the table (most rows touched, e.g. MovieLens-100k at
+batch 4096) it steps the whole table with the fused kernel and puts the untouched rows back.
 """
 
 from __future__ import annotations
@@ -109,7 +111,21 @@ class RowAdam(torch.optim.Optimizer):
                 scratch = self._scratch.get(id(p))
                 if scratch is None or scratch.mask.shape[0] != p.shape[0]:
                     scratch = self._scratch[id(p)] = _Scratch(p.shape[0], p.device)
-                rows, grad = coalesce_rows(g._indices()[0], g._values().reshape(g._nnz(), -1), p.shape[0], scratch)
+                rows, values = g._indices()[0], g._values().reshape(g._nnz(), -1)
+                if len(rows) >= p.shape[0]:
+                    # a batch as long as the table touches most rows: the whole-table fused step,
+                    # then the few untouched rows put back exactly as they were (cheaper than
+                    # gathering and writing back the touched ones)
+                    grad = add_rows(torch.zeros_like(table), rows, values)
+                    scratch.mask[rows] = True
+                    keep = (~scratch.mask).nonzero().squeeze(1)
+                    scratch.mask.fill_(False)
+                    old = [t.index_select(0, keep) for t in (table, m_all, v_all)]
+                    _adam(group, state["step"], table, grad, m_all, v_all)
+                    for t, prev in zip((table, m_all, v_all), old, strict=True):
+                        t.index_copy_(0, keep, prev)
+                    continue
+                rows, grad = coalesce_rows(rows, values, p.shape[0], scratch)
                 # the touched rows' parameters and moments, one fused Adam kernel, written back
                 w, m, v = (t.index_select(0, rows) for t in (table, m_all, v_all))
                 _adam(group, state["step"], w, grad, m, v)
