@@ -13,11 +13,14 @@ The documents' first formula, trained end to end on the shared Trainer::
   also what trains the language model's adapters towards the task);
 - ``kg``:   TransR (softplus) over true vs corrupted triples of W, sharing the entity table
   with the items (as CKE);
-- ``reg``:  L2 of the batch's user and item vectors without their entity part.
+- ``reg``:  L2 of the batch's user and item vectors without their entity part;
+- ``prior``: for a source in ``fusion`` "prior" mode (out of the warm rows' scores), the pull of
+  the ID vectors towards that source's vector (the mean of their Gaussian prior) in place of
+  ``reg``'s pull towards 0; a cold item's vector is then its prior mean.
 
 Each term is returned already weighted, so the Trainer logs ``loss_rec``, ``loss_user``,
-``loss_text``, ``loss_kg`` and ``loss_reg``. ``sources`` removes a source from the model
-altogether (the ablation); a term's weight 0 keeps the source in the score but drops its
+``loss_text``, ``loss_kg``, ``loss_reg`` and ``loss_prior``. ``sources`` removes a source from
+the model altogether (the ablation); a term's weight 0 keeps the source in the score but drops its
 auxiliary loss. Items without training interactions have their ID part masked (scored from
 text + entity), so the model ranks cold items through Z and W.
 """
