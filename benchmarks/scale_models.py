@@ -8,6 +8,10 @@ What it measures
                (fusionrec.data.synthetic.make_power_law), NDCG@10 on ``--eval-users`` test users.
     large59k   ease_large alone on 59k items (dense EASE would need ~28 GB in float32; it is
                also run to show the refusal message).
+    sasrec-speed  SASRec at the issue's shape (31k users x 25k items, same generator): seconds of
+               each epoch's training part apart from its validation pass (wall and CPU), full
+               softmax vs the sampled default (256, popularity pool + logQ), and the sampled
+               run validating on 3,000 sampled users (``valid_users``); the ratio is printed.
     sasrec     SASRec full softmax vs sampled softmax on a synthetic 25k-item catalogue with
                real sequential structure (``markov_sequences``: each item has 4 successors
                users follow 70% of the time), leave-one-out, full ranking of all 25k items:
@@ -39,7 +43,7 @@ import subprocess
 import sys
 import time
 
-PARTS = ("ml100k", "ease25k", "large59k", "sasrec", "lightgcn")
+PARTS = ("ml100k", "ease25k", "large59k", "sasrec-speed", "sasrec", "lightgcn")
 
 
 def markov_sequences(
@@ -137,9 +141,24 @@ def child(spec: dict) -> dict:
     model = get_model(spec["model"])(**spec.get("params", {}))
     valid = sp_.valid if spec.get("early_stop") else None
     cpu_marks = [time.process_time()]  # CPU clock at the end of each epoch (torch models)
+    # (wall, CPU) when each epoch's batches start and run out: the rest of the epoch is the
+    # optimiser's last step and the validation pass, so training and validation are separated
+    train_marks: list[tuple[float, float, float, float]] = []
+    wall_marks = [time.perf_counter()]
 
     def mark(epoch: int, record: dict) -> None:
         cpu_marks.append(time.process_time())
+        wall_marks.append(time.perf_counter())
+
+    batches = getattr(model, "batches", None)
+    if callable(batches):
+
+        def timed_batches(dataset, rng):
+            w0, c0 = time.perf_counter(), time.process_time()
+            yield from batches(dataset, rng)
+            train_marks.append((w0, c0, time.perf_counter(), time.process_time()))
+
+        model.batches = timed_batches
 
     from fusionrec.training import FitOptions
 
@@ -158,6 +177,16 @@ def child(spec: dict) -> dict:
         # CPU seconds per epoch, training and validation: on a loaded machine the wall clock
         # says more about the other jobs than about the model
         out["epoch_cpu_s"] = round(float(np.mean(np.diff(cpu_marks))), 2)
+        if len(train_marks) == len(hist.records):
+            tw = [w1 - w0 for w0, _, w1, _ in train_marks]
+            tc = [c1 - c0 for _, c0, _, c1 in train_marks]
+            out["train_s"] = round(float(np.mean(tw)), 2)
+            out["train_cpu_s"] = round(float(np.mean(tc)), 2)
+            # validation: from the batches' end to the epoch's end (a final step included)
+            vw = [wall_marks[e + 1] - train_marks[e][2] for e in range(len(train_marks))]
+            vc = [cpu_marks[e + 1] - train_marks[e][3] for e in range(len(train_marks))]
+            out["valid_s"] = round(float(np.mean(vw)), 2)
+            out["valid_cpu_s"] = round(float(np.mean(vc)), 2)
     if spec.get("evaluate", True):
         users = np.unique(sp_.test.user_idx)
         n = spec.get("eval_users")
@@ -214,6 +243,18 @@ def plan(parts: list[str], a: argparse.Namespace) -> list[tuple[str, dict]]:
             ("59k EASE (float32)", {**d, "model": "ease"}),
             ("59k ease_large r512", {**d, "model": "ease_large", "params": {"rank": 512}}),
         ]
+    if "sasrec-speed" in parts:
+        # the issue's shape (31k users x ~25k items): per-epoch training time apart from the
+        # validation pass, full softmax vs the sampled default (popularity pool + logQ)
+        q = {**base, "data": f"markov:{a.speed_users}:25000:{a.sasrec_len}", "protocol": "loo"}
+        q = {**q, "early_stop": True, "evaluate": False}
+        ep = {"epochs": a.speed_epochs, "patience": 0}
+        pool = {"sampled_negatives": 256, "negative_sampling": "popularity"}
+        runs += [
+            (f"{a.speed_users // 1000}k seq SASRec full softmax", {**q, "model": "sasrec", "params": {**ep, "epochs": a.speed_full_epochs}}),
+            (f"{a.speed_users // 1000}k seq SASRec sampled 256 pop+logQ", {**q, "model": "sasrec", "params": {**ep, **pool}}),
+            (f"{a.speed_users // 1000}k seq SASRec sampled 256p, valid_users 3000", {**q, "model": "sasrec", "params": {**ep, **pool, "valid_users": 3000}}),
+        ]  # fmt: skip
     if "sasrec" in parts:
         # same data, same split, same epoch cap and early stopping; then the sampled model
         # again with the full softmax's wall-clock (epoch cap x the per-epoch speed-up)
@@ -268,6 +309,25 @@ def _equal_time(spec: dict, rows: list[dict]) -> dict:
     return {**spec, "params": params}
 
 
+def speed_ratios(rows: list[dict]) -> list[str]:
+    """Full softmax over each sampled run, per epoch's training part (wall and CPU), for the
+    runs on the same data that recorded their training time."""
+    out = []
+    for full in rows:
+        fp = full.get("params") or {}
+        if full.get("model") != "sasrec" or fp.get("sampled_negatives") or "train_s" not in full:
+            continue
+        for r in rows:
+            rp = r.get("params") or {}
+            if r.get("data") == full["data"] and rp.get("sampled_negatives") and "train_s" in r:
+                out.append(
+                    f"{r['label']}: training part {full['train_s'] / r['train_s']:.1f}x faster "
+                    f"(wall), {full['train_cpu_s'] / r['train_cpu_s']:.1f}x (CPU) than the full "
+                    f"softmax; epoch with validation {full['epoch_cpu_s'] / r['epoch_cpu_s']:.1f}x (CPU)"
+                )
+    return out
+
+
 def fmt(label: str, r: dict) -> str:
     if r.get("error"):
         return f"{label:36s} peak {r['peak_rss_gb']:6.2f} GB  {r['error']}"
@@ -276,6 +336,9 @@ def fmt(label: str, r: dict) -> str:
         parts.append(f"fit {r['fit_s']:8.1f} s ({r['fit_cpu_s']:.1f} CPU s)")
     if "epoch_s" in r:
         parts.append(f"{r['epoch_s']:7.2f} s/epoch ({r['epoch_cpu_s']:.2f} CPU s) x{r['epochs']}")
+    if "train_s" in r:
+        parts.append(f"train {r['train_s']:.2f} s ({r['train_cpu_s']:.2f} CPU s)")
+        parts.append(f"valid {r['valid_s']:.2f} s ({r['valid_cpu_s']:.2f} CPU s) /epoch")
     if "ndcg@10" in r:
         parts.append(f"NDCG@10 {r['ndcg@10']:.4f} ({r['eval_users']:,} users)")
     parts.append(f"peak {r['peak_rss_gb']:6.2f} GB")
@@ -302,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         default="256,256p,256px",
         help="sampled runs: N (uniform pool), Np (popularity pool + logQ), suffix x = full's wall clock",
     )
+    p.add_argument("--speed-users", type=int, default=31_000, help="sasrec-speed part: users")
+    p.add_argument("--speed-epochs", type=int, default=2, help="sasrec-speed: sampled runs' epochs")
+    p.add_argument("--speed-full-epochs", type=int, default=1, help="sasrec-speed: full softmax epochs")
     p.add_argument("--graph-users", type=int, default=25_000, help="lightgcn part: users (x40)")
     p.add_argument("--graph-epochs", type=int, default=5, help="lightgcn part: epochs of each fit")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -325,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = _equal_time(spec, rows)
         rec = run_child(spec)
         rows.append({"label": label, **rec})
-        print(fmt(label, rec), flush=True)
+        print(fmt(label, rec), f"[load {os.getloadavg()[0]:.2f}]", flush=True)
+    for line in speed_ratios(rows):
+        print(line)
     load1 = os.getloadavg()
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in load0)}  after: {' '.join(f'{x:.2f}' for x in load1)}"
