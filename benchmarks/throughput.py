@@ -32,7 +32,7 @@ How to run (repository root, fusionrec's virtualenv active)
     python benchmarks/throughput.py --data power-law:1000000 --precisions none --epochs 2 \
         --peers implicit-bpr,implicit-als             # 1M power-law table beside implicit
 
-    python benchmarks/throughput.py --models bpr,bpr-sgd,bpr-dense --precisions none --epochs 3 \
+    python benchmarks/throughput.py --models bpr,bpr-sgd,bpr-lazy --precisions none --epochs 3 \
         --data ml-100k,power-law:1000000 --peers implicit-bpr --threads 1,2   # the BPR comparison
 
     ``--data power-law:N`` trains on the whole generated table (no split); ``--peers`` fits
@@ -40,8 +40,9 @@ How to run (repository root, fusionrec's virtualenv active)
     same interaction matrix as BPR. ``bpr-sgd`` is BPR with ``optimizer: sgd`` (row-sparse SGD,
     implicit's update; ``lr`` 200 for the batch-mean loss, about implicit's 0.05 per sample).
     ``--threads 1,2`` runs every model and peer at each thread count, in one run, and prints
-    how many times faster implicit is, per wall second and per CPU second. ``bpr-dense`` is the
-    default Adam with ``sparse_rows: false`` (the dense whole-table step, the earlier default).
+    how many times faster implicit is, per wall second and per CPU second. ``bpr-lazy`` is the
+    default Adam with ``adam_rows: lazy`` (RowAdam's row step even where ``auto`` picks the
+    dense fused step).
 
     ``OMP_WAIT_POLICY`` is set to ``PASSIVE`` (unless already set) before torch and implicit
     load: on a machine shared with other jobs, OpenMP's default active wait spins while a peer
@@ -59,10 +60,10 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("bpr", "bpr-sgd", "bpr-dense", "lightgcn", "sasrec", "two_tower")
-#: benchmark variants: registry name and parameters over the model's defaults (``bpr-dense``:
-#: the default Adam with the dense whole-table step instead of the lazy row step)
-VARIANTS = {"bpr-sgd": ("bpr", {"optimizer": "sgd", "lr": 200.0}), "bpr-dense": ("bpr", {"sparse_rows": False})}
+MODELS = ("bpr", "bpr-sgd", "bpr-lazy", "lightgcn", "sasrec", "two_tower")
+#: benchmark variants: registry name and parameters over the model's defaults (``bpr-lazy``:
+#: the default Adam forced onto the lazy row step, RowAdam, whatever the table size)
+VARIANTS = {"bpr-sgd": ("bpr", {"optimizer": "sgd", "lr": 200.0}), "bpr-lazy": ("bpr", {"adam_rows": "lazy"})}
 PRECISIONS = ("none", "bf16")
 UNITS = {"sasrec": "sequences"}
 

@@ -16,7 +16,7 @@ gradient by sorting and applies three sparse additions per step (``sparse_mask``
 ``index_add_`` inside; 1.7-2.6x slower per step in the measurements of docs/scale.md); this
 one finds the touched rows with a boolean mask over the table's rows, sums duplicates with one
 ``scatter_add_``, gathers the rows' weights and moments, runs one fused kernel and writes them
-back; when the batch is at least as long as the table (most rows touched, e.g. MovieLens-100k at
+back; when a quarter of the table or more is touched (MovieLens-100k, or 1M interactions, at
 batch 4096) it steps the whole table with the fused kernel and puts the untouched rows back.
 """
 
@@ -49,6 +49,12 @@ def coalesce_rows(
     s.mask[rows] = True
     uniq = s.mask.nonzero().squeeze(1)
     s.mask[uniq] = False  # leave the mask clear for the next step
+    return _sum_rows(rows, values, uniq, s)
+
+
+def _sum_rows(
+    rows: torch.Tensor, values: torch.Tensor, uniq: torch.Tensor, s: _Scratch
+) -> tuple[torch.Tensor, torch.Tensor]:
     s.slot[uniq] = torch.arange(len(uniq), device=rows.device)
     summed = values.new_zeros((len(uniq), values.shape[1]))
     return uniq, add_rows(summed, s.slot[rows], values)
@@ -112,12 +118,13 @@ class RowAdam(torch.optim.Optimizer):
                 if scratch is None or scratch.mask.shape[0] != p.shape[0]:
                     scratch = self._scratch[id(p)] = _Scratch(p.shape[0], p.device)
                 rows, values = g._indices()[0], g._values().reshape(g._nnz(), -1)
-                if len(rows) >= p.shape[0]:
-                    # a batch as long as the table touches most rows: the whole-table fused step,
-                    # then the few untouched rows put back exactly as they were (cheaper than
-                    # gathering and writing back the touched ones)
+                scratch.mask[rows] = True
+                uniq = scratch.mask.nonzero().squeeze(1)
+                if 4 * len(uniq) >= p.shape[0]:
+                    # a quarter of the table or more touched: the whole-table fused step, then
+                    # the untouched rows put back exactly as they were (measured cheaper than
+                    # gathering and writing back the touched rows from there on)
                     grad = add_rows(torch.zeros_like(table), rows, values)
-                    scratch.mask[rows] = True
                     keep = (~scratch.mask).nonzero().squeeze(1)
                     scratch.mask.fill_(False)
                     old = [t.index_select(0, keep) for t in (table, m_all, v_all)]
@@ -125,7 +132,8 @@ class RowAdam(torch.optim.Optimizer):
                     for t, prev in zip((table, m_all, v_all), old, strict=True):
                         t.index_copy_(0, keep, prev)
                     continue
-                rows, grad = coalesce_rows(rows, values, p.shape[0], scratch)
+                scratch.mask[uniq] = False
+                rows, grad = _sum_rows(rows, values, uniq, scratch)
                 # the touched rows' parameters and moments, one fused Adam kernel, written back
                 w, m, v = (t.index_select(0, rows) for t in (table, m_all, v_all))
                 _adam(group, state["step"], w, grad, m, v)

@@ -137,9 +137,13 @@ def test_adam_takes_the_lazy_row_path_equal_to_sparse_adam() -> None:
     assert torch.equal(ours.item.weight.detach()[25:], untouched)  # lazy: rows outside every batch stay
 
 
-def test_fit_with_adam_is_row_sparse_unless_weight_decay() -> None:
+def test_fit_with_adam_row_path_choice() -> None:
     ds = make_power_law(3000, seed=3, n_users=80, n_items=100)
-    params = {"epochs": 2, "embedding_dim": 8, "batch_size": 256}
+    params = {"epochs": 2, "embedding_dim": 8, "batch_size": 256, "adam_rows": "lazy"}
     assert BPR(**params).fit(ds, seed=5).module_.sparse
     assert not BPR(**params, weight_decay=0.01).fit(ds, seed=5).module_.sparse
     assert not BPR(**params, sparse_rows=False).fit(ds, seed=5).module_.sparse
+    assert not BPR(**{**params, "adam_rows": "dense"}).fit(ds, seed=5).module_.sparse
+    # auto: 100 items against 2 x 256 item rows read per batch -> the dense step; 12 per batch -> lazy
+    assert not BPR(**{**params, "adam_rows": "auto"}).fit(ds, seed=5).module_.sparse
+    assert BPR(**{**params, "adam_rows": "auto", "batch_size": 12}).fit(ds, seed=5).module_.sparse
