@@ -2,8 +2,20 @@
 user-item graph by parameter-free propagation, layer-mean readout, trained with BPR.
 
 The adjacency is a torch sparse tensor rebuilt from the training interactions (at load time
-from the saved seen-matrix, so no extra state is stored); scoring in eval mode caches the
-propagated embeddings until the module trains again or loads new weights.
+from the saved seen-matrix, so no extra state is stored).
+
+Scoring cache: scoring (eval mode, gradients off) keeps the propagated embeddings, so a request
+costs one lookup and a product instead of a propagation over the whole graph; ``eval()`` and
+``score_indices`` keep it. It is dropped by ``train(True)``, ``load_state_dict``, ``.to()``/
+``_apply`` and any ``torch.optim`` step in the process (one global step hook: fused Adam does
+not bump the parameters' version counters), and it is checked on every read against the
+identity and in-place version of every parameter, buffer and the adjacency, so an in-place edit
+(``with torch.no_grad(): w.mul_(2)``, ``copy_``) or a replaced tensor refreshes it. Edits that
+bypass the version counter (through ``.data``, or of an inference tensor) need
+``invalidate_cache()``. Gradient-enabled or training-mode calls never read or fill it. While
+torch.export traces (the ONNX export) the cache, when its tensors' versions still match, enters
+the graph as a constant (the sparse propagation cannot be exported) and nothing is stored;
+under torch.compile the propagation runs uncached. docs/scale.md has the timings.
 
 Speed: a training step propagates over the whole graph (forward and backward: 2·n_layers sparse
 products over all edges) whatever the batch, so an epoch costs steps x graph size. At 1M
@@ -12,7 +24,7 @@ interactions that was 245 steps of batch 4096, 40-60x a BPR epoch; ``max_steps_p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -20,6 +32,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from fusionrec.data.dataset import Dataset
 from fusionrec.models.base import Capabilities
@@ -33,6 +46,51 @@ from fusionrec.training.config import TrainConfig
 from fusionrec.training.curriculum import CurriculumSettings
 
 __all__ = ["LightGCN", "LightGCNConfig", "LightGCNModule", "epoch_batch_size"]
+
+_optimizer_steps = [0]
+"""torch.optim steps taken in this process by any optimizer (the scoring caches' clock)."""
+_step_hook: list[Any] = []
+
+
+def _count_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    _optimizer_steps[0] += 1
+
+
+def _watch_optimizer_steps() -> None:
+    """Register the global step-counting hook once per process (cheap: one increment a step).
+    An optimizer step need not bump the parameters' version counters (fused Adam does not), so
+    the counter is what tells a cache that an optimizer has moved the weights."""
+    if not _step_hook:
+        _step_hook.append(register_optimizer_step_post_hook(_count_step))
+
+
+def _version(t: torch.Tensor) -> int:
+    return -1 if t.is_inference() else t._version  # inference tensors keep no version counter
+
+
+class _CacheKey:
+    """What the cached propagation was computed from: the optimizer-step clock, the autocast
+    state, and every tensor it read with its in-place version at that time."""
+
+    __slots__ = ("steps", "autocast", "tensors", "versions")
+
+    def __init__(self, tensors: Sequence[torch.Tensor], autocast: tuple) -> None:
+        self.steps = _optimizer_steps[0]
+        self.autocast = autocast
+        self.tensors = tuple(tensors)
+        self.versions = tuple(_version(t) for t in self.tensors)
+
+    def unchanged(self, tensors: Sequence[torch.Tensor] | None, autocast: tuple) -> bool:
+        """True when no optimizer stepped and no recorded tensor was edited in place; with
+        ``tensors``, also that the module holds exactly the recorded tensor objects (skipped
+        while exporting, where the module's tensors are the tracer's stand-ins)."""
+        if self.steps != _optimizer_steps[0] or self.autocast != autocast:
+            return False
+        if tensors is not None and (
+            len(tensors) != len(self.tensors) or any(a is not b for a, b in zip(tensors, self.tensors, strict=True))
+        ):
+            return False
+        return all(_version(t) == v for t, v in zip(self.tensors, self.versions, strict=True))
 
 
 class LightGCNConfig(TrainConfig, CurriculumSettings):
@@ -80,21 +138,40 @@ class LightGCNModule(nn.Module):
         self.embedding = nn.Embedding(n_users + n_items, c.embedding_dim)
         self.adj = adj
         self._cache: torch.Tensor | None = None
+        self._cache_key: _CacheKey | None = None
+        self.propagations = 0
+        """Full-graph propagations run so far (how often the scoring cache missed, plus training)."""
+        _watch_optimizer_steps()
+
+    def invalidate_cache(self) -> None:
+        """Drop the cached propagation. Needed only after editing weights in a way torch's
+        version counters do not see (through ``.data``, a custom non-torch.optim update, an
+        inference tensor); other changes are detected (module docstring)."""
+        self._cache, self._cache_key = None, None
 
     def _apply(self, fn, recurse: bool = True):  # keep the sparse adjacency on the module's device
         out = super()._apply(fn, recurse)
         moved = fn(self.adj)
         self.adj = moved.float() if moved.is_floating_point() else self.adj
-        self._cache = None
+        self.invalidate_cache()
         return out
 
     def train(self, mode: bool = True) -> LightGCNModule:
-        self._cache = None
+        if mode:  # eval() keeps the cache: score_indices calls it on every request
+            self.invalidate_cache()
         return super().train(mode)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._cache = None
+        self.invalidate_cache()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _cache_inputs(self) -> list[torch.Tensor]:
+        return [*self.parameters(), *self.buffers(), self.adj]
+
+    def _autocast_state(self) -> tuple:
+        dev = self.adj.device.type
+        on = torch.is_autocast_enabled(dev)
+        return (on, torch.get_autocast_dtype(dev) if on else None)
 
     def item_layer0(self) -> torch.Tensor:
         """Layer-0 vectors of the items (n_items, d): here the item rows of the ID embedding."""
@@ -105,13 +182,32 @@ class LightGCNModule(nn.Module):
         (overridable: lm_lightgcn fuses text into the item rows)."""
         return self.embedding.weight
 
+    def propagate_uncached(self) -> torch.Tensor:
+        """Layer-mean embeddings of all nodes, computed now (the pure function; no cache)."""
+        if not torch.compiler.is_compiling():  # a traced graph counts nothing
+            self.propagations += 1
+        return propagate(self.adj, self.layer0(), self.n_layers)
+
     def propagated(self) -> torch.Tensor:
-        """Layer-mean embeddings of all nodes (cached while in eval mode)."""
-        if not self.training and self._cache is not None:
+        """Layer-mean embeddings of all nodes; in eval mode with gradients off, the cached ones
+        while nothing they were computed from has changed (module docstring)."""
+        if self.training or torch.is_grad_enabled():
+            return self.propagate_uncached()  # training, or gradients wanted: always fresh
+        key, autocast = self._cache_key, self._autocast_state()
+        if torch.compiler.is_exporting():
+            # the tracer swaps the module's tensors for stand-ins: check the recorded real ones'
+            # versions only, and store nothing traced
+            if self._cache is not None and key is not None and key.unchanged(None, autocast):
+                return self._cache
+            return self.propagate_uncached()
+        if torch.compiler.is_compiling():
+            return self.propagate_uncached()
+        inputs = self._cache_inputs()
+        if self._cache is not None and key is not None and key.unchanged(inputs, autocast):
             return self._cache
-        out = propagate(self.adj, self.layer0(), self.n_layers)
-        if not self.training:
-            self._cache = out.detach()
+        new_key = _CacheKey(inputs, autocast)
+        out = self.propagate_uncached()
+        self._cache, self._cache_key = out, new_key
         return out
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
